@@ -62,3 +62,15 @@ class Retryable(Exception):
 
 class ModelNotConfigured(UpstreamFailure):
     """No ANTHROPIC_API_KEY: everything that needs no model keeps working."""
+
+
+class DeliveryFailed(Exception):
+    """A channel sender could not deliver. `permanent` failures are not retried (e.g. the
+    channel is gone); others are retried with backoff honouring `retry_after`."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+        self.status = status

@@ -101,8 +101,8 @@ NOTE_DESCRIPTION = "description"
 class PsaCredentials:
     site_url: str
     company_id: str
-    public_key: str
-    private_key: str
+    public_key: str = field(repr=False)
+    private_key: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -169,10 +169,11 @@ class Destination:
     thread_id: str | None = None
     root_card_key: str | None = None
     user_id: str | None = None
+    binds_session: str | None = None  # this post starts the session's thread: bind it on delivery
 
     def as_dict(self) -> dict[str, str | None]:
         return {k: getattr(self, k) for k in ("platform", "workspace_id", "channel_id", "thread_id",
-                                              "root_card_key", "user_id")}
+                                              "root_card_key", "user_id", "binds_session")}
 
     def lane_key(self) -> str:
         return ":".join(str(x or "-") for x in (self.platform, self.workspace_id, self.channel_id or self.user_id,
@@ -209,3 +210,40 @@ class UnitOfWork(Protocol):
     async def claim_inbound(self, platform: str, workspace_id: str, event_id: str) -> bool: ...
 
     async def now(self) -> datetime: ...
+
+
+# --------------------------------------------------------------------------- jobs and stores
+class UnitFactory(Protocol):
+    """Opens a tenant unit of work: `async with units(account_id) as uow`."""
+
+    def __call__(self, account_id: Any) -> Any: ...
+
+
+class JobContext(Protocol):
+    """What a job handler gets from the worker. `complete(uow)` marks the job done inside the
+    handler's own final transaction, so its effects and its completion commit together."""
+
+    job_id: int
+    kind: str
+    account_id: Any
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+    def unit(self) -> Any: ...
+
+    async def complete(self, uow: UnitOfWork) -> None: ...
+
+
+class TicketContextProvider(Protocol):
+    async def __call__(self, account_id: Any, session: Any) -> TicketContext | None: ...
+
+
+class ChannelSender(Protocol):
+    """Delivers views on one platform. `post` returns a message reference (a dict the sender
+    understands, including `thread_id` for replies in the thread it starts); `update` edits the
+    referenced message. Raise core.errors.DeliveryFailed on failure."""
+
+    async def post(self, destination: dict[str, Any], view: Any) -> dict[str, Any]: ...
+
+    async def update(self, ref: dict[str, Any], view: Any) -> dict[str, Any]: ...

@@ -182,6 +182,14 @@ class MessageRepo(_Repo):
         ).all()
         return [row_to(Message, r) for r in reversed(rows)]
 
+    async def count(self, session_id: uuid.UUID, role: str) -> int:
+        return (
+            await self.conn.execute(
+                select(func.count()).select_from(t.session_messages).where(
+                    t.session_messages.c.session_id == session_id, t.session_messages.c.role == role)
+            )
+        ).scalar_one()
+
     async def get(self, message_id: uuid.UUID) -> Message | None:
         row = (await self.conn.execute(select(t.session_messages).where(t.session_messages.c.id == message_id))).first()
         return row_to(Message, row) if row else None

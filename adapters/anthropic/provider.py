@@ -161,7 +161,8 @@ class AnthropicLanguageModel:
 
         if message.stop_reason == "refusal":
             error = UpstreamFailure("The model declined to answer this request.")
-            self._log_failure(task, model, started, error, status=200, request_id=getattr(message, "_request_id", None))
+            self._log_failure(task, model, started, error, status=200,
+                              request_id=getattr(message, "_request_id", None))
             raise error
         self._after_success(task, message, model, started)
         return message

@@ -12,6 +12,7 @@ import logging
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -181,7 +182,7 @@ class ConnectWiseTicketSystem:
         rows = body if isinstance(body, list) else []
         return tuple(line for line in map(mapping.configuration_line, rows) if line)
 
-    async def _optional(self, call: Any, what: str, number: str) -> tuple[str, ...]:
+    async def _optional(self, call: Awaitable[tuple[str, ...]], what: str, number: str) -> tuple[str, ...]:
         try:
             return await call
         except (UpstreamFailure, Retryable) as exc:

@@ -261,6 +261,7 @@ class FakeSlack:
         self._views: dict[str, JsonDict] = {}
         self._view_stacks: list[list[str]] = []
         self._expired_triggers: set[str] = set()
+        self._exchanged_triggers: set[str] = set()
         self._users: dict[str, JsonDict] = {}
         self._channels: dict[str, JsonDict] = {}
         self._dm_by_user: dict[str, str] = {}
@@ -426,7 +427,13 @@ class FakeSlack:
         return user
 
     def add_channel(
-        self, channel_id: str, name: str, *, is_private: bool = False, is_member: bool = True, team_id: str | None = None
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        is_private: bool = False,
+        is_member: bool = True,
+        team_id: str | None = None,
     ) -> JsonDict:
         channel = {
             "id": channel_id,
@@ -525,6 +532,8 @@ class FakeSlack:
         team_id: str | None = None,
     ) -> str:
         """A ``response_url`` for a payload; bind ``message_ts`` so replace/delete_original act on it."""
+        if kind not in ("commands", "actions"):
+            raise ValueError("kind is 'commands' (slash commands) or 'actions' (interactivity)")
         team = team_id or self.team_id
         path = f"/{kind}/{team}/{next(self._id_counter):010d}/{secrets.token_hex(12)}"
         self._response_targets[path] = _ResponseTarget(team, channel, user, message_ts)
@@ -729,7 +738,8 @@ class FakeSlack:
         if self._fail_rate and (self._fail_methods is None or method in self._fail_methods):
             if self._fail_rng.random() < self._fail_rate:
                 status = self._fail_rng.choice(self._fail_statuses)
-                raise self._fault_error(status, _DEFAULT_ERROR_FOR_STATUS.get(status, "fatal_error"), self._fail_retry_after)
+                error = _DEFAULT_ERROR_FOR_STATUS.get(status, "fatal_error")
+                raise self._fault_error(status, error, self._fail_retry_after)
 
     @staticmethod
     def _fault_error(status: int, error: str, retry_after: int | None) -> _ApiError:
@@ -803,6 +813,11 @@ class FakeSlack:
             raise _ApiError("channel_not_found")
         if channel[0] in "UW":  # posting to a user id lands in the bot's DM with them
             return self._dm_channel_for(channel)
+        if channel.startswith("#"):  # Slack resolves a channel name to its id
+            named = next((c["id"] for c in self._channels.values() if c["name"] == channel[1:]), None)
+            if named is None:
+                raise _ApiError("channel_not_found")
+            channel = named
         known = self._channels.get(channel)
         if known is not None and not known["is_member"] and known["is_private"]:
             raise _ApiError("channel_not_found")
@@ -917,7 +932,13 @@ class FakeSlack:
             stored.attachments = attachments or None
         stored.edited_ts = self._next_ts()
         self._record_update(stored, source="chat.update")
-        return {"ok": True, "channel": stored.channel, "ts": stored.ts, "text": stored.text, "message": stored.as_slack()}
+        return {
+            "ok": True,
+            "channel": stored.channel,
+            "ts": stored.ts,
+            "text": stored.text,
+            "message": stored.as_slack(),
+        }
 
     def _record_update(self, stored: _Message, *, source: str) -> None:
         self._updates.append(
@@ -966,7 +987,8 @@ class FakeSlack:
         view = self._json_field(params, "view", format_error="invalid_arguments")
         problems: list[str] = []
         if not isinstance(view, dict):
-            raise _ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: view"]})
+            missing = ["[ERROR] missing required field: view"]
+            raise _ApiError("invalid_arguments", response_metadata={"messages": missing})
         if view.get("type") not in ("modal", "home"):
             problems.append("[ERROR] must be one of modal, home [json-pointer:/view/type]")
         if view.get("type") == "modal":
@@ -996,6 +1018,8 @@ class FakeSlack:
             )
         if trigger_id in self._expired_triggers:
             raise _ApiError("expired_trigger_id")
+        if trigger_id in self._exchanged_triggers:  # a trigger opens or pushes one view, once
+            raise _ApiError("trigger_exchanged")
         return str(trigger_id)
 
     def _render_view(self, view: JsonDict, ident: BotIdentity, *, view_id: str, root_view_id: str,
@@ -1027,8 +1051,9 @@ class FakeSlack:
         return f"V0{next(self._id_counter):08d}"
 
     async def _views_open(self, params: JsonDict, ident: BotIdentity) -> JsonDict:
-        self._check_trigger(params)
+        trigger_id = self._check_trigger(params)
         view = self._parse_view(params)
+        self._exchanged_triggers.add(trigger_id)
         view_id = self._new_view_id()
         rendered = self._render_view(view, ident, view_id=view_id, root_view_id=view_id, previous_view_id=None)
         self._views[view_id] = rendered
@@ -1038,13 +1063,14 @@ class FakeSlack:
 
     async def _views_push(self, params: JsonDict, ident: BotIdentity) -> JsonDict:
         # Slack finds the stack from the trigger's modal; we push onto the most recently opened one.
-        self._check_trigger(params)
+        trigger_id = self._check_trigger(params)
         view = self._parse_view(params)
         if not self._view_stacks:
             raise _ApiError("not_found")
         stack = self._view_stacks[-1]
         if len(stack) >= _MAX_VIEW_STACK:
             raise _ApiError("push_limit_reached")
+        self._exchanged_triggers.add(trigger_id)
         view_id = self._new_view_id()
         rendered = self._render_view(view, ident, view_id=view_id, root_view_id=stack[0], previous_view_id=stack[-1])
         stack.append(view_id)

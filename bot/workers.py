@@ -1,0 +1,251 @@
+"""Job workers and outbox dispatchers: asyncio tasks in every process, coordinated only through
+Postgres (SKIP LOCKED claims, leases, LISTEN/NOTIFY wake-ups, a poll as safety net)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import DeliveryFailed, FlowPilotError, ModelNotConfigured, Retryable
+from core.model import ChatThread, Platform
+from core.ports import ChannelSender
+from core.views import load_view
+from storage import jobs as jobq
+from storage import outbox as obx
+from storage.notify import Notifier
+from storage.uow import SqlUnitOfWork, Store
+
+from bot import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobHandler:
+    run: Callable[[Any], Awaitable[None]]
+    give_up: Callable[[Any, Exception], Awaitable[None]] | None = None
+
+
+@dataclass
+class Ctx:
+    """core.ports.JobContext for one claimed job."""
+
+    store: Store
+    job: jobq.Job
+    completed: bool = False
+
+    @property
+    def job_id(self) -> int:
+        return self.job.id
+
+    @property
+    def kind(self) -> str:
+        return self.job.kind
+
+    @property
+    def account_id(self):
+        return self.job.account_id
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.job.payload
+
+    @property
+    def attempts(self) -> int:
+        return self.job.attempts
+
+    @property
+    def max_attempts(self) -> int:
+        return self.job.max_attempts
+
+    def unit(self):
+        return self.store.unit(self.job.account_id)
+
+    async def complete(self, uow: SqlUnitOfWork) -> None:
+        await jobq.complete_in(uow.conn, self.job)
+        self.completed = True
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Runtime:
+    store: Store
+    handlers: dict[str, JobHandler]
+    senders: dict[str, ChannelSender]
+    lease_s: float = 120.0
+    poll_s: float = 2.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    outbox_max_attempts: int = 12
+    job_workers: int = 2
+    outbox_workers: int = 2
+    notifier: Notifier | None = None
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _running: set = field(default_factory=set)
+    name: str = field(default_factory=worker_id)
+
+    async def start(self) -> None:
+        self.notifier = Notifier(self.store.db.url, [jobq.JOBS_CHANNEL, obx.OUTBOX_CHANNEL])
+        await self.notifier.start()
+        for i in range(self.job_workers):
+            self._tasks.append(asyncio.create_task(self._job_loop(f"{self.name}/j{i}"), name=f"jobs-{i}"))
+        for i in range(self.outbox_workers):
+            self._tasks.append(asyncio.create_task(self._outbox_loop(), name=f"outbox-{i}"))
+        self._tasks.append(asyncio.create_task(self._recovery_loop(), name="recovery"))
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming; let running work finish within the grace period, then release."""
+        self._stopping.set()
+        for ev in (self.notifier.events.values() if self.notifier else []):
+            ev.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self.notifier:
+            await self.notifier.stop()
+
+    async def _wait(self, channel: str) -> None:
+        ev = self.notifier.events[channel] if self.notifier else asyncio.Event()
+        try:
+            await asyncio.wait_for(ev.wait(), timeout=self.poll_s)
+        except asyncio.TimeoutError:
+            pass
+        ev.clear()
+
+    # ------------------------------------------------------------------ jobs
+    async def _job_loop(self, wid: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with self.store.db.no_tenant() as conn:
+                    claimed = await jobq.claim(conn, wid, self.lease_s, limit=1, kinds=list(self.handlers))
+            except Exception as exc:
+                log.warning("job claim failed", extra={"error": repr(exc)})
+                claimed = []
+            if not claimed:
+                await self._wait(jobq.JOBS_CHANNEL)
+                continue
+            for job in claimed:
+                await self.run_job(job)
+
+    async def run_job(self, job: jobq.Job) -> None:
+        handler = self.handlers[job.kind]
+        ctx = Ctx(self.store, job)
+        extra = {"job_id": job.id, "job_kind": job.kind, "attempt": job.attempts}
+        try:
+            await handler.run(ctx)
+            if not ctx.completed:
+                async with self.store.db.no_tenant() as conn:
+                    await jobq.complete_in(conn, job)
+            metrics.JOBS.labels(job.kind, "done").inc()
+            log.info("job done", extra=extra)
+        except asyncio.CancelledError:
+            async with self.store.db.no_tenant() as conn:
+                await jobq.release(conn, job)
+            raise
+        except jobq.LeaseLost:
+            metrics.JOBS.labels(job.kind, "lease_lost").inc()
+            log.warning("job lease lost; effects rolled back", extra=extra)
+        except Exception as exc:
+            retry = isinstance(exc, Retryable) or not isinstance(exc, (FlowPilotError, ModelNotConfigured))
+            retry_after = exc.retry_after if isinstance(exc, Retryable) else None
+            async with self.store.db.no_tenant() as conn:
+                status = await jobq.fail(conn, job, f"{type(exc).__name__}: {exc}", retry=retry,
+                                         base=self.backoff_base, cap=self.backoff_cap, retry_after=retry_after)
+            metrics.JOBS.labels(job.kind, "retry" if status == "pending" else "failed").inc()
+            level = logging.WARNING if status == "pending" else logging.ERROR
+            log.log(level, "job attempt failed", extra={**extra, "status": status, "error": f"{type(exc).__name__}: {exc}"},
+                    exc_info=not isinstance(exc, (FlowPilotError, Retryable)))
+            if status == "failed" and handler.give_up is not None:
+                try:
+                    await handler.give_up(ctx, exc)
+                except Exception:
+                    log.exception("job give-up hook failed", extra=extra)
+
+    # ------------------------------------------------------------------ outbox
+    async def _outbox_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with self.store.db.no_tenant() as conn:
+                    rows = await obx.claim(conn, self.lease_s, limit=10, platforms=list(self.senders))
+            except Exception as exc:
+                log.warning("outbox claim failed", extra={"error": repr(exc)})
+                rows = []
+            if not rows:
+                await self._wait(obx.OUTBOX_CHANNEL)
+                continue
+            await asyncio.gather(*(self.deliver(r) for r in rows))
+
+    async def deliver(self, row: obx.OutboxRow) -> None:
+        sender = self.senders[row.platform]
+        dest = dict(row.destination)
+        extra = {"outbox_id": row.id, "platform": row.platform, "card_key": row.card_key}
+        try:
+            view = load_view(row.view)
+            async with self.store.unit(row.account_id) as uow:
+                if dest.get("root_card_key") and not dest.get("thread_id"):
+                    root = await uow.refs.get(dest["root_card_key"])
+                    if root is not None:
+                        dest["thread_id"] = root.get("thread_id")
+                existing = await uow.refs.get(row.card_key) if row.op == "upsert" and row.card_key else None
+            if existing is not None:
+                ref = await sender.update(existing, view)
+            else:
+                ref = await sender.post(dest, view)
+            async with self.store.unit(row.account_id) as uow:
+                if row.card_key and ref is not None:
+                    await uow.refs.put(row.card_key, row.platform, ref)
+                if dest.get("binds_session") and ref and ref.get("thread_id"):
+                    await uow.sessions.bind_thread(uuid.UUID(dest["binds_session"]), ChatThread(
+                        Platform(row.platform), dest["workspace_id"], ref.get("channel_id") or dest["channel_id"],
+                        ref["thread_id"]))
+                await obx.mark_delivered(uow.conn, row, ref)
+            metrics.OUTBOX.labels(row.platform, "delivered").inc()
+        except asyncio.CancelledError:
+            async with self.store.db.no_tenant() as conn:
+                await obx.release(conn, row)
+            raise
+        except Exception as exc:
+            permanent = isinstance(exc, DeliveryFailed) and exc.permanent
+            retry_after = exc.retry_after if isinstance(exc, DeliveryFailed) else None
+            async with self.store.db.no_tenant() as conn:
+                status = await obx.mark_failed_attempt(
+                    conn, row, f"{type(exc).__name__}: {exc}", max_attempts=self.outbox_max_attempts,
+                    permanent=permanent, base=self.backoff_base, cap=self.backoff_cap, retry_after=retry_after)
+            metrics.OUTBOX.labels(row.platform, "retry" if status == "pending" else "failed").inc()
+            log.log(logging.WARNING if status == "pending" else logging.ERROR, "delivery failed",
+                    extra={**extra, "status": status, "error": f"{type(exc).__name__}: {exc}"},
+                    exc_info=not isinstance(exc, DeliveryFailed))
+
+    # ------------------------------------------------------------------ recovery
+    async def _recovery_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with self.store.db.no_tenant() as conn:
+                    j = await jobq.recover_expired(conn)
+                    o = await obx.recover_expired(conn)
+                    for status, s in (await jobq.stats(conn)).items():
+                        metrics.JOB_DEPTH.labels(status).set(s["count"])
+                        metrics.JOB_AGE.labels(status).set(s["oldest_age_s"])
+                    for status, s in (await obx.stats(conn)).items():
+                        metrics.OUTBOX_DEPTH.labels(status).set(s["count"])
+                        metrics.OUTBOX_AGE.labels(status).set(s["oldest_age_s"])
+                if j or o:
+                    log.warning("recovered expired leases", extra={"jobs": j, "outbox": o})
+            except Exception as exc:
+                log.warning("recovery sweep failed", extra={"error": repr(exc)})
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=max(1.0, min(self.lease_s / 4, 15.0)))
+            except asyncio.TimeoutError:
+                pass
