@@ -37,12 +37,13 @@ class Call:
     """One request in flight: the unit of work, who acts, where, and the click's payload."""
 
     def __init__(self, uow: UnitOfWork, actor: Person, inbound: Inbound, value: dict[str, str],
-                 text: str | None) -> None:
+                 text: str | None, fields: dict[str, str] | None = None) -> None:
         self.uow = uow
         self.actor = actor
         self.inbound = inbound
         self.value = value
         self.text = text
+        self.fields = fields or {}
 
     def uuid(self, key: str) -> uuid.UUID:
         raw = self.value.get(key)
@@ -87,7 +88,9 @@ class Copilot:
         return await self._run(inbound, go)
 
     async def action(self, inbound: Inbound, action: str, value: dict[str, Any] | None,
-                     text: str | None = None) -> Reply:
+                     text: str | None = None, fields: dict[str, str] | None = None) -> Reply:
+        """A card click or a form submission. `text` is the button's single input (Button.input);
+        `fields` are a FormView's named inputs."""
         try:
             act = Action(action)
         except ValueError:
@@ -96,11 +99,13 @@ class Copilot:
         if handler is None:
             return Reply(error=InvalidInput(f"Unknown action '{action}'."))
         clean = {str(k): str(v) for k, v in (value or {}).items() if isinstance(k, str)}
-        return await self._run(inbound, handler, value=clean, text=text)
+        clean_fields = {str(k): ("" if v is None else str(v)) for k, v in (fields or {}).items()}
+        return await self._run(inbound, handler, value=clean, text=text, fields=clean_fields)
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, inbound: Inbound, fn: Callable[[Call], Awaitable[Reply]],
-                   value: dict[str, str] | None = None, text: str | None = None) -> Reply:
+                   value: dict[str, str] | None = None, text: str | None = None,
+                   fields: dict[str, str] | None = None) -> Reply:
         account_id = await self.store.ensure_workspace(inbound.actor.platform.value, inbound.actor.workspace_id)
         try:
             async with self.store.unit(account_id) as uow:
@@ -110,7 +115,7 @@ class Copilot:
                 actor = await identify(uow, inbound.actor.platform, inbound.actor.workspace_id,
                                        inbound.actor.user_id, inbound.actor.display_name, inbound.actor.email,
                                        self.bootstrap_admins)
-                reply = await fn(Call(uow, actor, inbound, value or {}, text))
+                reply = await fn(Call(uow, actor, inbound, value or {}, text, fields))
                 if reply.error is not None:
                     raise _Abort(reply)
                 return reply

@@ -44,6 +44,8 @@ class Action(StrEnum):
     PREVIEW_EDIT = "preview_edit"
     PREVIEW_CONFIRM = "preview_confirm"
     AUDIENCE = "audience"
+    PSA_CONNECT = "psa_connect"
+    HIDE_STEPS = "hide_steps"
 
 
 class InputSpec(BaseModel):
@@ -206,8 +208,33 @@ class ListView(BaseModel):
     empty_text: str = "Nothing here."
 
 
+class FormField(BaseModel):
+    name: str
+    label: str
+    kind: Literal["text", "multiline", "choice", "secret"] = "text"
+    required: bool = True
+    max_length: int = 500
+    initial: str | None = None
+    options: list[tuple[str, str]] = Field(default_factory=list)  # (value, label) for "choice"
+    hint: str | None = None
+
+
+class FormView(BaseModel):
+    """A small form (Slack modal, Teams card with inputs, console prompts). Submitting calls
+    `action` with `value` and the fields' values."""
+
+    type: Literal["form"] = "form"
+    title: str
+    intro: str | None = None
+    fields: list[FormField] = Field(default_factory=list)
+    submit_label: str = "Submit"
+    action: Action
+    value: dict[str, str] = Field(default_factory=dict)
+
+
 AnyView = Annotated[
-    Union[TextView, HeaderView, LaneView, FixView, EscalationView, HandoffContextView, PreviewView, ListView],
+    Union[TextView, HeaderView, LaneView, FixView, EscalationView, HandoffContextView, PreviewView, ListView,
+          FormView],
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(AnyView)
