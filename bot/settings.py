@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     cw_public_key: SecretStr | None = Field(None, alias="CW_PUBLIC_KEY")
     cw_private_key: SecretStr | None = Field(None, alias="CW_PRIVATE_KEY")
     cw_api_version: str = Field("2025.16", alias="CW_API_VERSION")
+    cw_resolved_status_id: int | None = Field(None, alias="CW_RESOLVED_STATUS_ID")
+    cw_escalated_status_id: int | None = Field(None, alias="CW_ESCALATED_STATUS_ID")
 
     def model_ids(self) -> dict[str, str]:
         return {

@@ -11,7 +11,8 @@ from adapters.anthropic import AnthropicLanguageModel
 from bot.metrics import PrometheusUsageRecorder
 from bot.settings import Settings
 from bot.workers import JobHandler, Runtime
-from core import turns
+from bot.psa import ConnectWiseGateway, ticket_context_provider
+from core import flows, handoffs, resolution, turns, updates
 from core.copilot import Copilot
 from core.ports import ChannelSender
 from storage.db import Database, redact_url
@@ -60,14 +61,31 @@ async def build(settings: Settings, db_url: str, senders: dict[str, ChannelSende
     llm = llm or build_llm(settings)
     if not llm.configured:
         log.warning("ANTHROPIC_API_KEY is not set: AI turns and summaries are off; everything else works")
+    http = aiohttp.ClientSession()
+    psa = ConnectWiseGateway(settings, http)
     copilot = Copilot(store, bootstrap_admins=settings.admin_ids())
-    turn_deps = turns.TurnDeps(llm=llm)
+    flows.register(copilot, psa=psa if psa.enabled else None, reping_minutes=settings.escalation_reping_minutes)
+    turn_deps = turns.TurnDeps(llm=llm, ticket_context=ticket_context_provider(store, psa))
+    gate = psa if psa.enabled else None
     handlers = {
         turns.TURN_JOB: JobHandler(run=lambda ctx: turns.run_turn(ctx, turn_deps), give_up=turns.on_turn_given_up),
+        handoffs.SUMMARY_JOB: JobHandler(
+            run=lambda ctx: handoffs.run_summary(ctx, llm, settings.escalation_summary_timeout_seconds)),
+        handoffs.REPING_JOB: JobHandler(
+            run=lambda ctx: handoffs.run_reping(ctx, settings.escalation_reping_minutes, settings.escalation_reping_max)),
+        handoffs.PSA_ESCALATION_JOB: JobHandler(run=lambda ctx: resolution.run_escalation_post(ctx, llm, gate),
+                                                give_up=resolution.on_escalation_post_given_up),
+        resolution.PREVIEW_JOB: JobHandler(run=lambda ctx: resolution.run_preview(ctx, llm)),
+        resolution.POST_JOB: JobHandler(run=lambda ctx: resolution.run_post(ctx, gate),
+                                        give_up=resolution.on_post_given_up),
+        updates.UPDATE_JOB: JobHandler(run=lambda ctx: updates.run_update(ctx, llm, gate)),
+        updates.VARIANT_JOB: JobHandler(run=lambda ctx: updates.run_variant(ctx, llm)),
+        updates.SYNTHESIS_JOB: JobHandler(run=lambda ctx: updates.run_synthesis(ctx, llm)),
+        flows.PSA_TEST_JOB: JobHandler(run=lambda ctx: flows.run_psa_test(ctx, psa)),
     }
     runtime = Runtime(store=store, handlers=handlers, senders=dict(senders or {}), lease_s=settings.job_lease_seconds,
                       poll_s=settings.poll_seconds, backoff_base=settings.backoff_base_seconds,
                       backoff_cap=settings.backoff_cap_seconds, outbox_max_attempts=settings.outbox_max_attempts,
                       job_workers=settings.workers, outbox_workers=settings.workers)
-    http = aiohttp.ClientSession()
-    return Components(settings=settings, db=db, store=store, copilot=copilot, llm=llm, runtime=runtime, http=http)
+    return Components(settings=settings, db=db, store=store, copilot=copilot, llm=llm, runtime=runtime, http=http,
+                      extras={"psa": psa})

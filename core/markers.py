@@ -12,6 +12,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Literal
 
 from core.model import FactSource
@@ -132,6 +133,7 @@ def _text(value: Any) -> str | None:
     return None
 
 
+@lru_cache(maxsize=None)
 def _block_re(*names: str) -> re.Pattern[str]:
     # Non-greedy, and tempered so that a body never spans a second opening tag of the same name:
     # an unclosed block then cannot swallow the complete block that follows it.
@@ -332,6 +334,7 @@ _ANY_TAG_RE = re.compile(r"\[(/?)(" + "|".join(KNOWN_MARKERS) + r")\]")
 _FENCE_LINE_RE = re.compile(r"^[ \t]{0,3}```[^\n]*$", re.MULTILINE)
 _BLANK_RUN_RE = re.compile(r"\n(?:[ \t]*\n){2,}")
 _TRAILING_SPACE_RE = re.compile(r"[ \t]+$", re.MULTILINE)
+_CLOSING_FENCE_RE = re.compile(r"\s*```")
 _JSON_DECODER = json.JSONDecoder()
 
 
@@ -348,14 +351,14 @@ def _dangling_body_end(text: str, start: int) -> int | None:
         position = len(text) if newline < 0 else newline + 1
         while position < len(text) and text[position].isspace():
             position += 1
-    if position >= len(text) or text[position] not in "[{":
+    if position >= len(text) or text[position] not in "[{" or _ANY_TAG_RE.match(text, position):
         return None
     try:
         _, end = _JSON_DECODER.raw_decode(text, position)
     except (ValueError, RecursionError):
         next_tag = _ANY_TAG_RE.search(text, position)
         return next_tag.start() if next_tag else len(text)
-    closing_fence = re.compile(r"\s*```").match(text, end)
+    closing_fence = _CLOSING_FENCE_RE.match(text, end)
     return closing_fence.end() if closing_fence else end
 
 

@@ -521,14 +521,27 @@ class PsaRepo(_Repo):
         row = (await self.conn.execute(select(t.psa_connections).where(t.psa_connections.c.id == connection_id))).first()
         return dict(row._mapping) if row else None
 
-    async def add_connection(self, site_url: str, company_id: str, credentials_encrypted: str) -> uuid.UUID:
-        await self.conn.execute(update(t.psa_connections).values(is_active=False))
+    async def add_connection(self, site_url: str, company_id: str, credentials_encrypted: str,
+                             active: bool = False) -> uuid.UUID:
         cid = uuid.uuid4()
         await self.conn.execute(
             insert(t.psa_connections).values(id=cid, account_id=self.account_id, site_url=site_url,
-                                             company_id=company_id, credentials_encrypted=credentials_encrypted)
+                                             company_id=company_id, credentials_encrypted=credentials_encrypted,
+                                             is_active=False)
         )
+        if active:
+            await self.activate(cid)
         return cid
+
+    async def activate(self, connection_id: uuid.UUID) -> None:
+        await self.conn.execute(update(t.psa_connections).where(t.psa_connections.c.id != connection_id)
+                                .values(is_active=False))
+        await self.conn.execute(update(t.psa_connections).where(t.psa_connections.c.id == connection_id)
+                                .values(is_active=True))
+
+    async def delete(self, connection_id: uuid.UUID) -> None:
+        await self.conn.execute(t.psa_connections.delete().where(t.psa_connections.c.id == connection_id,
+                                                                 t.psa_connections.c.is_active.is_(False)))
 
     async def logged(self, session_id: uuid.UUID, kind: str, state_version: int) -> dict[str, Any] | None:
         row = (

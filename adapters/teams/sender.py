@@ -13,9 +13,11 @@ SDK facts this relies on (botbuilder-core 4.17.1 source):
 * `continue_conversation` needs `bot_app_id` ("Invalid app_id" otherwise) and runs our callback
   through `run_pipeline`, which hands exceptions to `adapter.on_turn_error` when one is set and does
   not re-raise. Callbacks therefore capture their own exceptions and we re-raise them here.
-* Proactive sends always go to the reply endpoint (`POST …/activities/{replyToId}`): the continuation
-  activity gets a fresh uuid id and `send_activities` uses it as `replyToId`. Teams threads by the
-  conversation id (`…;messageid=<root>`), so a channel-thread reference still lands in its thread.
+* The continuation activity gets a fresh uuid as its id and `send_activities` uses that as
+  `replyToId`, so every proactive send would be a reply to a message that does not exist. `_continue`
+  gives the continuation activity the reference's `activityId` instead: the send replies to the
+  message the reference points at, or (no `activityId`) posts to the conversation. Teams threads by the
+  conversation id (`…;messageid=<root>`) either way.
 * `create_conversation` invents a uuid activity id when the service omits `activityId`; Teams puts the
   root message id in the new conversation id, which is preferred here.
 """
@@ -121,7 +123,7 @@ class TeamsSender:
             await turn_context.send_activity(Activity(type=ActivityTypes.typing))
 
         try:
-            await self._attempt("typing", lambda: self._continue(ref, typing))
+            await self._attempt(lambda: self._continue(ref, typing))
             return True
         except TeamsDeliveryError as error:
             log.info("teams: typing indicator not delivered: %s", error)
@@ -165,6 +167,7 @@ class TeamsSender:
         outcome: dict[str, Any] = {}
 
         async def callback(turn_context: TurnContext) -> None:
+            turn_context.activity.id = reference.activity_id  # see module doc: no phantom replyToId
             try:
                 outcome["value"] = await work(turn_context)
             except Exception as error:  # re-raised below; on_turn_error would swallow it
@@ -175,7 +178,7 @@ class TeamsSender:
             raise outcome["error"]
         return outcome.get("value")
 
-    async def _attempt(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
             return await call()
         except (HttpOperationError, ClientRequestError, OutboundTokenError, requests.RequestException,
@@ -187,7 +190,7 @@ class TeamsSender:
         while True:
             attempt += 1
             try:
-                return await self._attempt(operation, call)
+                return await self._attempt(call)
             except TeamsDeliveryError as error:
                 if error.status == 401 and not refreshed_token and attempt < self._retry.max_attempts:
                     refreshed_token = True  # maybe a revoked or stale token: fetch a new one, once

@@ -115,7 +115,8 @@ is this one sentence: "{nothing_confirmed}"
 fix as its status requires (below). When nothing was tried (no checks, no scripts, and no fix \
 that was applied or partly applied), the whole section is this one sentence: "{nothing_tried}"
 - Suggested next steps: 2 to 4 concrete actions (a check to run, a ticket to look at, a person \
-or team to contact), derived from the gap between the confirmed facts and a full resolution.
+or team to contact), derived from the gap between the confirmed facts and a full resolution. Quote \
+a command only when it appears in the input; otherwise describe the check.
 
 # By fix outcome status
 - proposed: not listed under what we've tried. Hypothesis: the fix title and its confidence; \

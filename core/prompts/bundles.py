@@ -87,9 +87,15 @@ def redact_parameters(params: Mapping[str, Any] | None, parameters_schema: Any) 
 
 
 # --------------------------------------------------------------------------- shared pieces
-def _inline(value: str | None) -> str:
+def one_line(value: str | None) -> str:
     """One line of text: collapses newlines so a value can never add headings or sections."""
     return " ".join((value or "").split())
+
+
+def intake_text(session: Session) -> str | None:
+    """The engineer's first message, from `intake_content = {"text": ...}`."""
+    text = session.intake_content.get("text") if isinstance(session.intake_content, dict) else None
+    return text if isinstance(text, str) else None
 
 
 def _when(moment: datetime | None) -> str:
@@ -97,7 +103,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def _or_none(value: str | None) -> str:
-    return _inline(value) or "(none)"
+    return one_line(value) or "(none)"
 
 
 def live_facts(facts: Iterable[Fact]) -> list[Fact]:
@@ -106,23 +112,23 @@ def live_facts(facts: Iterable[Fact]) -> list[Fact]:
 
 
 def _context_section(session: Session, escalation_reason: str | None = None) -> list[str]:
-    lines = ["# Session context", f"Title: {_inline(session.title) or '(untitled)'}"]
-    intake = session.intake_content.get("text") if isinstance(session.intake_content, dict) else None
+    lines = ["# Session context", f"Title: {one_line(session.title) or '(untitled)'}"]
     optional = (
         ("Problem summary", session.problem_summary),
         ("Domain", session.problem_domain),
-        ("Intake message", intake if isinstance(intake, str) else None),
-        ("Escalation reason", escalation_reason),
+        ("Intake message", intake_text(session)),
     )
-    lines += [f"{label}: {_inline(value)}" for label, value in optional if _inline(value)]
+    lines += [f"{label}: {one_line(value)}" for label, value in optional if one_line(value)]
     if session.psa_ticket_id:
         lines.append(f"Linked PSA ticket: CW #{session.psa_ticket_id}")
+    if one_line(escalation_reason):  # escalation inputs only, after the §5.2 lines
+        lines.append(f"Escalation reason: {one_line(escalation_reason)}")
     return lines
 
 
 def _fact_line(fact: Fact) -> str:
-    line = f"- [{fact.source_type.value}] {_inline(fact.text)}"
-    return f"{line} — {_inline(fact.source_summary)}" if _inline(fact.source_summary) else line
+    line = f"- [{fact.source_type.value}] {one_line(fact.text)}"
+    return f"{line} — {one_line(fact.source_summary)}" if one_line(fact.source_summary) else line
 
 
 def _facts_section(facts: Iterable[Fact]) -> list[str]:
@@ -132,9 +138,9 @@ def _facts_section(facts: Iterable[Fact]) -> list[str]:
 
 def _fix_lines(fix: Fix, with_decision: bool) -> list[str]:
     lines = [
-        f"Title: {_inline(fix.title)}",
+        f"Title: {one_line(fix.title)}",
         f"Confidence: {fix.confidence_pct}%",
-        f"Description: {_inline(fix.description)}",
+        f"Description: {one_line(fix.description)}",
     ]
     if with_decision and fix.user_decision:
         lines.append(f"Engineer decision: {fix.user_decision}")
@@ -160,7 +166,7 @@ def _script_lines(scripts: Iterable[ScriptRun], prefix: str = "") -> list[str]:
         slug = f" (slug={script.slug})" if script.slug else ""
         parameters = redact_parameters(script.parameters, script.parameters_schema)
         rendered = json.dumps(parameters, sort_keys=True, ensure_ascii=False, default=str)
-        lines += [f"- {prefix}{_inline(script.template_name)}{slug}", f"  parameters: {rendered}"]
+        lines += [f"- {prefix}{one_line(script.template_name)}{slug}", f"  parameters: {rendered}"]
     return lines
 
 
@@ -180,8 +186,8 @@ _CHECK_STATE = {
 
 
 def check_line(item: LaneItem) -> str:
-    command = f" (`{_inline(item.command)}`)" if _inline(item.command) else ""
-    return f"- Check: {_inline(item.text)}{command} — {_CHECK_STATE.get(item.status, item.status.value)}"
+    command = f" (`{one_line(item.command)}`)" if one_line(item.command) else ""
+    return f"- Check: {one_line(item.text)}{command} — {_CHECK_STATE.get(item.status, item.status.value)}"
 
 
 def _checks_section(

@@ -19,7 +19,7 @@ from core.prompts.artifacts import (
     NOTHING_TRIED_YET_SENTENCE,
     ROOT_CAUSE_NOT_ISOLATED_SENTENCE,
 )
-from core.prompts.bundles import ScriptRun, check_line, live_facts, ran_checks
+from core.prompts.bundles import ScriptRun, check_line, intake_text, live_facts, one_line, ran_checks
 from core.prompts.chat import fix_state
 
 FALLBACK_LABEL = "Drafted without AI (model unavailable)"
@@ -39,24 +39,20 @@ class FallbackArtifact:
 
 
 # --------------------------------------------------------------------------- text helpers
-def _inline(value: str | None) -> str:
-    return " ".join((value or "").split())
-
-
 def _sentence(value: str | None) -> str:
     """One line ending in punctuation, so joined sentences read properly."""
-    text = _inline(value)
+    text = one_line(value)
     return text if not text or text[-1] in ".!?" else f"{text}."
 
 
 def _detail(value: str | None) -> str:
     """A reason or note appended after a colon, or nothing when it is blank."""
-    text = _inline(value).rstrip(".")
+    text = one_line(value).rstrip(".")
     return f": {text}" if text else ""
 
 
 def _quoted(fix: Fix) -> str:
-    return f'"{_inline(fix.title)}"'
+    return f'"{one_line(fix.title)}"'
 
 
 def _sections(*sections: tuple[str, str]) -> str:
@@ -64,9 +60,8 @@ def _sections(*sections: tuple[str, str]) -> str:
 
 
 def _problem(session: Session) -> str:
-    intake = session.intake_content.get("text") if isinstance(session.intake_content, dict) else None
-    for candidate in (session.problem_summary, session.title, intake if isinstance(intake, str) else None):
-        if _inline(candidate):
+    for candidate in (session.problem_summary, session.title, intake_text(session)):
+        if one_line(candidate):
             return _sentence(candidate)
     return "The problem was not described in the session."
 
@@ -96,7 +91,7 @@ def _root_cause(fix: Fix | None, has_facts: bool) -> str:
 def _follow_up(scripts: Sequence[ScriptRun]) -> str:
     if not scripts:
         return "No further resolution steps were recorded."
-    names = ", ".join(_inline(script.template_name) for script in scripts)
+    names = ", ".join(one_line(script.template_name) for script in scripts)
     return f"Scripts run during the work: {names}."
 
 
@@ -162,7 +157,7 @@ def tried_lines(lane_items: Iterable[LaneItem], fix: Fix | None, scripts: Iterab
     lines = [check_line(item) for item in ran_checks(lane_items)]
     for script in scripts:
         slug = f" (slug={script.slug})" if script.slug else ""
-        lines.append(f"- Ran script {_inline(script.template_name)}{slug}")
+        lines.append(f"- Ran script {one_line(script.template_name)}{slug}")
     fix_line = _fix_tried_line(fix)
     return lines + ([fix_line] if fix_line else [])
 
@@ -212,8 +207,8 @@ def _fix_next_step(fix: Fix | None, reason: str | None) -> str | None:
 def _open_item_step(item: LaneItem) -> str:
     if item.kind is LaneKind.QUESTION:
         return f"- Answer the open question: {_sentence(item.text)}"
-    command = f" (`{_inline(item.command)}`)" if _inline(item.command) else ""
-    return f"- Run the check: {_inline(item.text)}{command}"
+    command = f" (`{one_line(item.command)}`)" if one_line(item.command) else ""
+    return f"- Run the check: {one_line(item.text)}{command}"
 
 
 def _next_steps(fix: Fix | None, lane_items: Sequence[LaneItem], reason: str | None) -> str:
@@ -262,7 +257,7 @@ def deterministic_snapshot(
     """What the escalation card shows when the AI summary is unavailable (§6.3): what we know,
     what's been tried, and the fix with its outcome. JSON-serializable and free of clock reads."""
     return {
-        "what_we_know": [_inline(fact.text) for fact in live_facts(facts)],
+        "what_we_know": [one_line(fact.text) for fact in live_facts(facts)],
         "whats_been_tried": [line.removeprefix("- ") for line in tried_lines(lane_items, fix)],
         "fix": fix_state(fix) if fix is not None else None,
     }

@@ -20,8 +20,9 @@ identity platform's token endpoint:
 - Activities are recorded per conversation (`ConnectorActivity`: kind, replyToId, thread root id, the
   body and every later version from updates); `calls` records every request.
 - Faults: `fail_next(status, retry_after=None, times=1)` for connector calls,
-  `fail_token_next(status, times=1)` for the token endpoint, `revoke_tokens()`, and `down()`/`up()`:
-  an outage answers everything with 503 (deterministic, unlike connection-refused, and still recorded).
+  `fail_token_next(status, times=1)` for the token endpoint, `clear_faults()`, `revoke_tokens()`, and
+  `down()`/`up()`: an outage answers everything with 503 (deterministic, unlike connection-refused,
+  and still recorded).
 - `wait_for(predicate, timeout)` waits on an asyncio.Condition notified after every recorded change.
 
 Builders at the end produce realistic Teams activities as wire dicts: a channel message that
@@ -285,6 +286,10 @@ class FakeBotConnector(_LocalServer):
 
     def fail_token_next(self, status: int = 503, times: int = 1) -> None:
         self._token_faults.extend(_Fault(status, None) for _ in range(times))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+        self._token_faults.clear()
 
     def revoke_tokens(self) -> None:
         self._tokens.clear()

@@ -5,7 +5,10 @@ is what produces the invoke bodies the endpoint must serialise."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,8 +16,9 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse
+from botframework.connector.auth import AppCredentials, ServiceClientCredentialsFactory
 
-from adapters.teams.auth import TeamsAuthSettings, build_cloud_adapter
+from adapters.teams.auth import CachedCredentialsFactory, TeamsAuthSettings, build_cloud_adapter, sdk_auth_config
 from adapters.teams.endpoint import make_messages_handler, teams_enabled
 from adapters.teams.sender import RetryPolicy, TeamsDeliveryError, TeamsSender
 from tests.fakes.teams import (
@@ -101,8 +105,6 @@ class _Endpoint:
             headers["Authorization"] = authorization
         if content_type is not None:
             headers["Content-Type"] = content_type
-        import json
-
         data = raw if raw is not None else json.dumps(activity)
         async with self._session.post(self._server.make_url(path), data=data.encode(), headers=headers) as resp:
             text = await resp.text()
@@ -189,6 +191,21 @@ async def test_signing_keys_are_downloaded_once_and_reused(endpoint, issuer, con
     assert issuer.jwks_requests == before == 1
 
 
+async def test_unreachable_signing_keys_answer_503_not_401(settings, issuer, connector):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_metadata = f"http://127.0.0.1:{probe.getsockname()[1]}/v1/.well-known/openidconfiguration"
+    bot = RecordingBot()
+    adapter = build_cloud_adapter(replace(settings, openid_metadata_url=dead_metadata))
+    app = web.Application()
+    app.router.add_post("/api/messages", make_messages_handler(adapter, bot.on_turn))
+    async with TestServer(app, host="127.0.0.1") as server, ClientSession() as session:
+        headers = {"Authorization": _auth(issuer, connector)}
+        async with session.post(server.make_url("/api/messages"), json=_message(connector), headers=headers) as resp:
+            assert resp.status == 503  # our outage, not a bad token: 401 would blame the caller
+    assert bot.seen == []
+
+
 # --------------------------------------------------------------------------- invokes and bad input
 async def test_action_execute_returns_the_card_once_serialised_with_200(endpoint, issuer, connector):
     invoke = teams_card_action_invoke(service_url=connector.service_url, app_id=APP_ID, tenant_id=TENANT_ID,
@@ -260,7 +277,7 @@ async def test_inbound_turn_still_succeeds_while_the_token_endpoint_is_down(endp
     try:
         status, _ = await endpoint.post(_message(connector), authorization=_auth(issuer, connector))
     finally:
-        connector._token_faults.clear()
+        connector.clear_faults()
     assert status == 201
     assert len(bot.seen) == 1
 
@@ -351,6 +368,8 @@ async def test_replies_and_update_reach_the_connector_with_one_fetched_token(
     assert len(connector.activities(thread)) == 5
     assert connector.activity(first).versions[-1]["text"] == "Done: printer spooler restarted"
     assert connector.activity(first).thread_root_id == "1700000000100"
+    assert connector.activity(first).kind == "reply"
+    assert connector.activity(first).reply_to_id == "1700000000100"  # the message the reference points at
     assert connector.activity(second).body["from"]["id"] == f"28:{APP_ID}"
     new_token_requests = connector.token_requests[token_requests_before:]
     assert len(new_token_requests) == 1
@@ -442,8 +461,6 @@ async def test_a_revoked_token_is_replaced_once(endpoint, issuer, connector, bot
 
 
 async def test_refused_credentials_are_a_permanent_failure(issuer, connector, settings, sleeps):
-    from dataclasses import replace
-
     adapter = build_cloud_adapter(replace(settings, app_password="wrong-secret"))
     sender = TeamsSender(adapter, APP_ID, sleep=sleeps)
     reference = {"serviceUrl": connector.service_url, "channelId": "msteams",
@@ -486,6 +503,7 @@ async def test_new_channel_thread_then_reply_and_update_in_it(connector, sender)
     await sender.update_activity(reference, root_id, {"type": "message", "text": "Escalation: claimed"})
 
     assert connector.activity(reply_id).thread_root_id == root_id
+    assert connector.activity(reply_id).reply_to_id == root_id
     assert connector.activity(root_id).versions[-1]["text"] == "Escalation: claimed"
 
 
@@ -503,3 +521,81 @@ async def test_typing_indicator_is_sent_and_failures_are_not_raised(endpoint, is
     assert await sender.send_typing(reference) is False
 
     assert [a.body["type"] for a in connector.activities(thread)] == ["typing"]
+
+
+async def test_reference_without_activity_id_posts_to_the_conversation(connector, sender):
+    reference = {"serviceUrl": connector.service_url, "channelId": "msteams",
+                 "conversation": {"id": "a:1PersonalChatWithAda", "tenantId": TENANT_ID}}
+
+    activity_id = await sender.reply_in_conversation(reference, {"type": "message", "text": "Your digest"})
+
+    sent = connector.activity(activity_id)
+    assert (sent.kind, sent.reply_to_id, sent.conversation_id) == ("send", None, "a:1PersonalChatWithAda")
+
+
+async def test_a_worker_send_can_be_awaited_through_the_fake(connector, sender):
+    reference = {"serviceUrl": connector.service_url, "channelId": "msteams",
+                 "conversation": {"id": "19:waitfor@thread.tacv2;messageid=42", "tenantId": TENANT_ID}}
+    delivery = asyncio.ensure_future(sender.reply_in_conversation(reference, {"type": "message", "text": "queued"}))
+
+    await connector.wait_for(lambda fake: [a.text for a in fake.activities("19:waitfor@thread.tacv2;messageid=42")]
+                             == ["queued"], timeout=5)
+
+    assert connector.activity(await delivery).text == "queued"
+
+
+# --------------------------------------------------------------------------- production credentials path
+class _CountingSdkCredentials(AppCredentials):
+    """Stands in for MSAL-backed MicrosoftAppCredentials without touching the network."""
+
+    def __init__(self) -> None:
+        super().__init__(app_id=APP_ID, channel_auth_tenant=TENANT_ID, oauth_scope="https://api.botframework.com")
+        self.fetch_threads: list[int] = []
+
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        self.fetch_threads.append(threading.get_ident())
+        return "msal-cached-token"
+
+
+class _StubSdkFactory(ServiceClientCredentialsFactory):
+    def __init__(self) -> None:
+        self.credentials = _CountingSdkCredentials()
+        self.created = 0
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return app_id == APP_ID
+
+    async def is_authentication_disabled(self) -> bool:
+        return False
+
+    async def create_credentials(self, app_id, oauth_scope, login_endpoint, validate_authority):
+        self.created += 1
+        return self.credentials
+
+
+async def test_sdk_credentials_are_built_once_and_warmed_off_the_event_loop():
+    stub = _StubSdkFactory()
+    factory = CachedCredentialsFactory(APP_ID, sdk_factory=stub)
+    args = (APP_ID, "https://api.botframework.com", f"https://login.microsoftonline.com/{TENANT_ID}", True)
+
+    first = await factory.create_credentials(*args)
+    second = await factory.create_credentials(*args)
+    session = first.signed_session()
+
+    assert first is second and stub.created == 1
+    assert session.headers["Authorization"] == "Bearer msal-cached-token"
+    loop_thread = threading.get_ident()
+    assert [thread != loop_thread for thread in stub.credentials.fetch_threads] == [True, True, False]
+
+
+def test_sdk_configuration_is_an_attribute_object_with_public_cloud_defaults():
+    config = sdk_auth_config(TeamsAuthSettings(app_id=APP_ID, app_password=APP_PASSWORD, tenant_id=TENANT_ID))
+
+    assert not isinstance(config, dict)
+    assert (config.APP_ID, config.APP_TYPE, config.APP_TENANTID) == (APP_ID, "SingleTenant", TENANT_ID)
+    assert config.TO_CHANNEL_FROM_BOT_LOGIN_URL == f"https://login.microsoftonline.com/{TENANT_ID}"
+    assert config.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER == "https://api.botframework.com"
+    assert config.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL == (
+        "https://login.botframework.com/v1/.well-known/openidconfiguration")
+    assert config.CALLER_ID == "urn:botframework:azure"
+    assert APP_PASSWORD not in repr(config)

@@ -104,7 +104,7 @@ def test_whitespace_is_tidied():
 
 @pytest.mark.parametrize("raw", ["", "   \n  ", None, 42])
 def test_empty_or_non_text_input_gives_an_empty_reply(raw):
-    parsed = parse_markers(raw)  # type: ignore[arg-type]
+    parsed = parse_markers(raw)
     assert parsed == ParsedReply(display_text="")
 
 

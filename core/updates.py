@@ -1,0 +1,151 @@
+"""Share update (DOMAIN §8), audience variants after an escalation, and fact synthesis for
+"promote this raw answer/output" (§5.5). All model calls run in jobs."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from core import cards, facts
+from core.errors import InvalidInput, Retryable, UpstreamFailure
+from core.model import FactSource, Person, Role, Session, SessionStatus, SummaryStatus
+from core.ports import GenerateRequest, JobContext, LanguageModel, NOTE_DESCRIPTION, NOTE_INTERNAL, PsaGateway, UnitOfWork
+from core.prompts.artifacts import AUDIENCE_VARIANT_PROMPT, FACT_SYNTHESIS_PROMPT, STATUS_UPDATE_PROMPT
+from core.prompts.bundles import audience_variant_input, fact_synthesis_input, status_update_bundle
+from core.prompts.schemas import parse_synthesized_fact
+from core.sessions import require_role
+from core.views import Action, Button
+
+log = logging.getLogger(__name__)
+
+UPDATE_JOB = "status_update"
+VARIANT_JOB = "audience_variant"
+SYNTHESIS_JOB = "fact_synthesis"
+AUDIENCE_LABELS = {"ticket_notes": "Ticket notes", "client_update": "Client update", "email_draft": "Email draft"}
+
+
+def audience_buttons(session: Session, handoff_id: uuid.UUID) -> list[Button]:
+    return [Button(action=Action.AUDIENCE, label=label,
+                   value={"session_id": str(session.id), "handoff_id": str(handoff_id), "audience": key})
+            for key, label in AUDIENCE_LABELS.items()]
+
+
+async def request_update(uow: UnitOfWork, session: Session, actor: Person) -> str:
+    require_role(actor, Role.ENGINEER, "Viewers can't share updates.")
+    if session.status in (SessionStatus.RESOLVED, SessionStatus.ABANDONED):
+        raise InvalidInput(f"The session is {session.status.value}; there is nothing in progress to share.")
+    await uow.enqueue(UPDATE_JOB, {"session_id": str(session.id), "by": str(actor.id)},
+                      lane_key=f"psa:{session.id}")
+    await cards.post_text(uow, session, "Writing a progress update…", kind="working",
+                          card_key=f"update:{session.id}:{session.state_version}")
+    return "Sharing a progress update."
+
+
+def _deterministic_update(live, fix) -> str:
+    lines = ["Progress update:"]
+    lines += [f"- Confirmed: {f.text}" for f in live] or ["- Nothing confirmed yet."]
+    if fix is not None:
+        lines.append(f"- Current plan: {fix.title} ({fix.status.value.replace('_', ' ')}).")
+    return "\n".join(lines)
+
+
+async def run_update(ctx: JobContext, llm: LanguageModel, psa: PsaGateway | None) -> None:
+    sid = uuid.UUID(ctx.payload["session_id"])
+    async with ctx.unit() as uow:
+        session = await uow.sessions.get(sid)
+        handoff = await uow.handoffs.latest_for_session(sid)
+        live = await uow.facts.live(sid)
+        fix = await uow.fixes.active(sid)
+        lane_items = await uow.lane.all(sid)
+        prefs = await uow.settings.preferences()
+        connection = await uow.psa.connection(session.psa_connection_id) if session.psa_connection_id else None
+        version = session.state_version
+    if handoff is not None and handoff.summary_status == SummaryStatus.READY and handoff.summary_prose:
+        text = handoff.summary_prose  # escalation context: the saved summary, no model call
+    elif llm.configured:
+        try:
+            reply = await llm.generate(GenerateRequest(task="status_update", system=STATUS_UPDATE_PROMPT,
+                                                       user_text=status_update_bundle(session, live, fix, lane_items),
+                                                       max_tokens=600))
+            text = (reply.text or "").strip() or _deterministic_update(live, fix)
+        except (Retryable, UpstreamFailure, TimeoutError):
+            text = _deterministic_update(live, fix)
+    else:
+        text = _deterministic_update(live, fix)
+    posted = None
+    if session.psa_ticket_id and connection is not None and connection["is_active"] and psa is not None:
+        note_type = NOTE_DESCRIPTION if prefs.get("note_visibility") == "customer" else NOTE_INTERNAL
+        note = await psa.system_for(connection).post_note(session.psa_ticket_id, text, note_type)
+        posted = note.id
+    async with ctx.unit() as uow:
+        session = await uow.sessions.get(sid)
+        await uow.steps.add(sid, "status_update", uuid.UUID(ctx.payload["by"]) if ctx.payload.get("by") else None,
+                            {"text": text, "psa_note_id": posted})
+        where = f"Posted to CW #{session.psa_ticket_id} as an internal note." if posted else "(No ticket linked: not posted.)"
+        await cards.post_text(uow, session, f"*Progress update*\n{text}\n_{where}_",
+                              card_key=f"update:{sid}:{version}")
+        await ctx.complete(uow)
+
+
+async def audience(uow: UnitOfWork, session: Session, handoff_id: uuid.UUID, audience_key: str) -> str | None:
+    """Ticket notes are instant from the saved summary; client/email variants are a cached
+    cheap tone rewrite made by a job (posted in the thread for copying, never sent)."""
+    handoff = await uow.handoffs.get(handoff_id)
+    if handoff is None or handoff.session_id != session.id:
+        raise InvalidInput("That escalation is not part of this session.")
+    if audience_key not in AUDIENCE_LABELS:
+        raise InvalidInput(f"Unknown audience '{audience_key}'.")
+    if not handoff.summary_prose:
+        raise InvalidInput("The AI summary is not available for this escalation yet.")
+    if audience_key == "ticket_notes":
+        return handoff.summary_prose
+    cached = (handoff.audience_variants or {}).get(audience_key)
+    if cached:
+        return cached
+    await uow.enqueue(VARIANT_JOB, {"handoff_id": str(handoff.id), "audience": audience_key},
+                      dedupe_key=f"variant:{handoff.id}:{audience_key}")
+    return None
+
+
+async def run_variant(ctx: JobContext, llm: LanguageModel) -> None:
+    hid = uuid.UUID(ctx.payload["handoff_id"])
+    key = ctx.payload["audience"]
+    async with ctx.unit() as uow:
+        handoff = await uow.handoffs.get(hid)
+        prose = handoff.summary_prose
+    reply = await llm.generate(GenerateRequest(task="audience_variant", system=AUDIENCE_VARIANT_PROMPT,
+                                               user_text=audience_variant_input(prose, key), max_tokens=600))
+    text = (reply.text or "").strip()
+    async with ctx.unit() as uow:
+        handoff = await uow.handoffs.get(hid)
+        handoff.audience_variants = {**(handoff.audience_variants or {}), key: text}
+        await uow.handoffs.save(handoff)
+        session = await uow.sessions.get(handoff.session_id)
+        await cards.post_text(uow, session, f"*{AUDIENCE_LABELS[key]}* (copy it; not sent):\n{text}")
+        await ctx.complete(uow)
+
+
+async def run_synthesis(ctx: JobContext, llm: LanguageModel) -> None:
+    """Promote with raw input: strict JSON or null; 'no fact' is a valid answer."""
+    sid = uuid.UUID(ctx.payload["session_id"])
+    item_id = uuid.UUID(ctx.payload["item_id"]) if ctx.payload.get("item_id") else None
+    source = FactSource(ctx.payload["source_type"])
+    async with ctx.unit() as uow:
+        lane_items = await uow.lane.all(sid)
+    parsed = parse_synthesized_fact(None)
+    try:
+        reply = await llm.generate(GenerateRequest(
+            task="fact_synthesis", system=FACT_SYNTHESIS_PROMPT, max_tokens=200,
+            user_text=fact_synthesis_input(source, ctx.payload["raw"], item_id, lane_items)))
+        parsed = parse_synthesized_fact(reply.text)
+    except (Retryable, UpstreamFailure, TimeoutError) as exc:
+        log.warning("fact synthesis failed", extra={"error": repr(exc)})
+    async with ctx.unit() as uow:
+        session = await uow.sessions.get(sid, lock=True)
+        if parsed.text:
+            await facts.promote(uow, session, uuid.UUID(ctx.payload["by"]), source, item_id, parsed.text,
+                                parsed.summary)
+            await cards.publish_lane(uow, session)
+            await cards.post_text(uow, session, f"Added to What we know: {parsed.text}")
+        else:
+            await cards.post_text(uow, session, facts.NO_FACT_MSG, kind="error")
+        await ctx.complete(uow)
