@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def resolve_database_url(settings: Settings) -> str:
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
+    configured = settings.database_url.get_secret_value().strip() if settings.database_url else ""
+    if configured:
+        return configured
     return ensure_embedded(settings.data_dir)
 
 

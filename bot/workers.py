@@ -22,6 +22,7 @@ from storage.notify import Notifier
 from storage.uow import SqlUnitOfWork, Store
 
 from bot import metrics
+from bot.scheduler import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,14 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._job_loop(f"{self.name}/j{i}"), name=f"jobs-{i}"))
         for i in range(self.outbox_workers):
             self._tasks.append(asyncio.create_task(self._outbox_loop(), name=f"outbox-{i}"))
-        self._tasks.append(asyncio.create_task(self._recovery_loop(), name="recovery"))
+        self.ticker = Ticker(self.store, self.lease_s)
+        self.ticker.start()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming; let running work finish within the grace period, then release."""
         self._stopping.set()
+        if getattr(self, "ticker", None) is not None:
+            self.ticker.stop()
         for ev in (self.notifier.events.values() if self.notifier else []):
             ev.set()
         if self._tasks:
@@ -165,6 +169,8 @@ class Runtime:
                                          base=self.backoff_base, cap=self.backoff_cap, retry_after=retry_after)
             metrics.JOBS.labels(job.kind, "retry" if status == "pending" else "failed").inc()
             level = logging.WARNING if status == "pending" else logging.ERROR
+            if isinstance(exc, ModelNotConfigured):
+                level = logging.INFO  # an expected configuration, explained to the user
             log.log(level, "job attempt failed", extra={**extra, "status": status, "error": f"{type(exc).__name__}: {exc}"},
                     exc_info=not isinstance(exc, (FlowPilotError, Retryable)))
             if status == "failed" and handler.give_up is not None:
@@ -227,25 +233,3 @@ class Runtime:
             log.log(logging.WARNING if status == "pending" else logging.ERROR, "delivery failed",
                     extra={**extra, "status": status, "error": f"{type(exc).__name__}: {exc}"},
                     exc_info=not isinstance(exc, DeliveryFailed))
-
-    # ------------------------------------------------------------------ recovery
-    async def _recovery_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                async with self.store.db.no_tenant() as conn:
-                    j = await jobq.recover_expired(conn)
-                    o = await obx.recover_expired(conn)
-                    for status, s in (await jobq.stats(conn)).items():
-                        metrics.JOB_DEPTH.labels(status).set(s["count"])
-                        metrics.JOB_AGE.labels(status).set(s["oldest_age_s"])
-                    for status, s in (await obx.stats(conn)).items():
-                        metrics.OUTBOX_DEPTH.labels(status).set(s["count"])
-                        metrics.OUTBOX_AGE.labels(status).set(s["oldest_age_s"])
-                if j or o:
-                    log.warning("recovered expired leases", extra={"jobs": j, "outbox": o})
-            except Exception as exc:
-                log.warning("recovery sweep failed", extra={"error": repr(exc)})
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=max(1.0, min(self.lease_s / 4, 15.0)))
-            except asyncio.TimeoutError:
-                pass

@@ -94,10 +94,11 @@ def _lane_line(session: Session, item: LaneItem) -> LaneLine:
             buttons += [Button(action=Action.CHECK_DONE, label="Done", value=ids),
                         Button(action=Action.CHECK_FAILED, label="Didn't work", value=ids)]
     if item.status == LaneStatus.ANSWERED:
+        # Optional and not pre-filled: left blank, FlowPilot writes the fact from the answer (§5.5).
         buttons.append(Button(action=Action.PROMOTE, label="Add to What we know", value=ids,
-                              input=InputSpec(label="Fact (one confirmed sentence)", initial=item.response[:2000]
-                                              if item.response else None, max_length=2000, multiline=True,
-                                              title="Promote to a fact")))
+                              input=InputSpec(label="Fact (one confirmed sentence)", required=False,
+                                              placeholder="Leave blank and FlowPilot writes it from the answer",
+                                              max_length=2000, multiline=True, title="Promote to a fact")))
     return LaneLine(id=str(item.id), kind=item.kind.value, text=item.text, context=item.context,
                     command=item.command, description=item.description, status=item.status.value,
                     response=item.response, buttons=buttons)

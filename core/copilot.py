@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from core import cards, facts, fixes, lane, turns
+from core import cards, facts, fixes, lane, turns, updates
 from core.commands import USAGE, Inbound, ParsedCommand, Reply, parse_command, split_ticket
 from core.errors import Conflict, FlowPilotError, Forbidden, InvalidInput, NotFound
 from core.identity import identify
@@ -352,7 +352,10 @@ class Copilot:
         session = await call.session()
         require_role(call.actor, Role.ENGINEER, ENGINEER_RULE)
         item = await lane.get_item(call.uow, session, call.uuid("item_id"))
-        text = (call.text or "").strip() or (item.response or "")
+        text = (call.text or "").strip()
+        if not text:  # no fact typed: the fast-tier model writes it from the answer/output (§5.5)
+            return Reply(text=await updates.request_synthesis(call.uow, session, call.actor, item),
+                         session_id=str(session.id))
         facts.check_promote_inputs(text, None)
         await facts.promote(call.uow, session, call.actor.id, facts.source_type_for(item.kind), item.id, text,
                             summary=None)

@@ -31,6 +31,8 @@ CLAIM_RULE = "Only seniors and admins can pick up escalations."
 SELF_CLAIM_RULE = "You can't pick up your own escalation."
 NO_ROUTE_NOTE = ("No senior channel is configured, so seniors and admins were messaged directly. An admin can "
                  "run `seniors here` in a channel to make it receive escalations.")
+NOBODY_NOTE = ("Nobody can pick it up yet: there is no senior channel and no senior or admin in this account. "
+               "It waits in `queue`; an admin can run `seniors here` in a channel or `role @user senior`.")
 REASON_MAX = 500
 
 
@@ -118,6 +120,7 @@ async def escalate(uow: UnitOfWork, session: Session, actor: Person, reason: str
     reason = (reason or "").strip()
     if len(reason) > REASON_MAX:
         raise InvalidInput(f"Keep the reason under {REASON_MAX} characters.", field="reason")
+    check_target(actor, target)
     target_status = check_transition(session, "escalate")
     live_facts = await uow.facts.live(session.id)
     lane_items = await uow.lane.all(session.id)
@@ -137,8 +140,10 @@ async def escalate(uow: UnitOfWork, session: Session, actor: Person, reason: str
     for copy, dest in copies["cards"]:
         await uow.send(dest, view, op="upsert", card_key=copy["card_key"], lane_key=copy["lane_key"])
     note = "Escalated to seniors." + (f" Reason: {reason}" if reason else "")
-    if not copies["routed"]:
-        note += " " + NO_ROUTE_NOTE
+    if target is not None:
+        note += f" {target.display_name} was messaged directly."
+    if delivery_note(handoff):
+        note += "\n" + delivery_note(handoff)
     await cards.publish_header(uow, session)
     await cards.post_text(uow, session, note)
     await uow.enqueue(SUMMARY_JOB, {"handoff_id": str(handoff.id)}, dedupe_key=f"summary:{handoff.id}")
@@ -148,6 +153,27 @@ async def escalate(uow: UnitOfWork, session: Session, actor: Person, reason: str
         await uow.enqueue(PSA_ESCALATION_JOB, {"session_id": str(session.id), "handoff_id": str(handoff.id)},
                           lane_key=f"psa:{session.id}", dedupe_key=f"psa-escalation:{handoff.id}")
     return handoff
+
+
+def check_target(actor: Person, target: Person | None) -> None:
+    """A named target gets a DM with Pick up, so it must be someone who can pick it up."""
+    if target is None:
+        return
+    if target.id == actor.id:
+        raise InvalidInput("Name a senior other than yourself, or escalate without a name.", field="reason")
+    if not target.role.at_least(Role.SENIOR):
+        raise InvalidInput(f"{target.display_name} is not a senior or admin, so they can't pick it up. Escalate "
+                           "without naming them, or ask an admin to make them a senior.", field="reason")
+
+
+def delivery_note(handoff: Handoff) -> str | None:
+    """What the escalating engineer must know about where the card went (§13.24)."""
+    copies = handoff.snapshot.get("copies", [])
+    if not copies:
+        return NOBODY_NOTE
+    if not any(not c["destination"].get("user_id") for c in copies):
+        return NO_ROUTE_NOTE
+    return None
 
 
 async def _card_destinations(uow: UnitOfWork, handoff_id: uuid.UUID, actor: Person, target: Person | None) -> dict:
@@ -172,7 +198,7 @@ async def _card_destinations(uow: UnitOfWork, handoff_id: uuid.UUID, actor: Pers
         for ident in await uow.people.identities_of(person.id):
             dest = Destination(platform=ident.platform.value, workspace_id=ident.workspace_id,
                                user_id=ident.external_user_id)
-            out.append(({"card_key": f"escdm:{handoff_id}:{person.id}:{ident.platform.value}",
+            out.append(({"card_key": f"escdm:{handoff_id}:{person.id}:{ident.platform.value}:{ident.workspace_id}",
                          "lane_key": dest.lane_key(),
                          "destination": dest.as_dict()}, dest))
     return {"cards": out, "routed": bool(routes)}
@@ -241,12 +267,12 @@ async def run_summary(ctx: JobContext, llm: LanguageModel, timeout_s: float) -> 
                                                            user_text=bundle, max_tokens=1400,
                                                            schema=EscalationSummary, timeout_s=timeout_s))
             summary = reply.data  # type: ignore[assignment]
-        except (TimeoutError, Retryable, UpstreamFailure) as exc:
+        except Exception as exc:  # whatever the AI does, the card must leave "Analyzing…" (§6.3)
             error = exc
     else:
         error = UpstreamFailure("AI not configured")
     async with ctx.unit() as uow:
-        handoff = await uow.handoffs.get(hid)
+        handoff = await uow.handoffs.get(hid, lock=True)
         session = await uow.sessions.get(handoff.session_id)
         if summary is not None:
             handoff.summary_status = SummaryStatus.READY
@@ -260,6 +286,9 @@ async def run_summary(ctx: JobContext, llm: LanguageModel, timeout_s: float) -> 
             handoff.summary_status = SummaryStatus.FAILED
         await uow.handoffs.save(handoff)
         await publish_escalation_cards(uow, session, handoff)
+        if handoff.claimed_by is not None:  # picked up while analyzing: the context card gains the summary
+            senior = await uow.people.get(handoff.claimed_by)
+            await post_context_card(uow, session, handoff, senior=senior, card_key=f"handoff:{handoff.id}")
         await ctx.complete(uow)
 
 
@@ -277,8 +306,14 @@ async def claim(uow: UnitOfWork, handoff_id: uuid.UUID, actor: Person) -> tuple[
     if handoff.claimed_by is not None:
         raise await _already_claimed(uow, handoff)
     session = await uow.sessions.get(handoff.session_id, lock=True)
+    # Racing seniors queue on the session lock; each must see the claim that committed while it
+    # waited (and the session it made active) as "already claimed", not as "no longer open".
+    handoff = await uow.handoffs.get(handoff_id)
+    if handoff.claimed_by == actor.id:
+        return handoff, session, False
+    if handoff.claimed_by is not None:
+        raise await _already_claimed(uow, handoff)
     if session.status not in (SessionStatus.ESCALATED, SessionStatus.REQUESTING_ESCALATION) or handoff.closed_at:
-        await publish_escalation_cards(uow, session, handoff)
         raise Conflict(f"This escalation is no longer open: the session is {session.status.value}.",
                        status=session.status.value)
     claimed_at = await uow.handoffs.try_claim(handoff.id, actor.id)
@@ -287,7 +322,8 @@ async def claim(uow: UnitOfWork, handoff_id: uuid.UUID, actor: Person) -> tuple[
         if handoff.claimed_by == actor.id:
             return handoff, session, False
         raise await _already_claimed(uow, handoff)
-    handoff.claimed_by, handoff.claimed_at = actor.id, claimed_at
+    # Re-read: the summary job may have stored the AI fields while we waited on the row.
+    handoff = await uow.handoffs.get(handoff_id)
     check_transition(session, "claim")
     session.status = SessionStatus.ACTIVE
     session.escalated_to_id = actor.id
@@ -367,7 +403,8 @@ async def hide_steps(uow: UnitOfWork, session: Session, handoff: Handoff, actor:
 
 async def close_open_handoffs(uow: UnitOfWork, session: Session) -> None:
     """Resolve/close stops re-pings and updates every copy of an unclaimed card."""
-    handoff = await uow.handoffs.latest_for_session(session.id)
+    latest = await uow.handoffs.latest_for_session(session.id)
+    handoff = await uow.handoffs.get(latest.id, lock=True) if latest is not None else None
     if handoff is not None and handoff.claimed_by is None and handoff.closed_at is None:
         handoff.closed_at = await uow.now()
         await uow.handoffs.save(handoff)
@@ -421,7 +458,8 @@ async def run_reping(ctx: JobContext, minutes: float, max_pings: int) -> None:
     claim and the per-slot dedupe key make it exactly once per slot across replicas."""
     slot = int(ctx.payload["slot"])
     async with ctx.unit() as uow:
-        handoff = await uow.handoffs.get(uuid.UUID(ctx.payload["handoff_id"]))
+        # The row lock orders this against a claim: a claim that commits first stops the ping.
+        handoff = await uow.handoffs.get(uuid.UUID(ctx.payload["handoff_id"]), lock=True)
         if handoff is not None and handoff.open and slot <= max_pings:
             session = await uow.sessions.get(handoff.session_id)
             if session is not None and session.status in (SessionStatus.ESCALATED, SessionStatus.REQUESTING_ESCALATION):

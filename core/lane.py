@@ -19,12 +19,15 @@ RESPONSE_MAX = 10000
 async def replace_lane(uow: UnitOfWork, session: Session, questions: Sequence, actions: Sequence) -> list[LaneItem]:
     current = await uow.lane.active(session.id)
     by_key = {(i.kind, i.text): i for i in current}
+    seen: set[tuple[LaneKind, str]] = set()
     wanted: list[LaneItem] = []
-    for pos, q in enumerate(questions):
-        wanted.append(_merge(by_key, session, LaneKind.QUESTION, q.text, pos, context=q.context))
-    for pos, a in enumerate(actions):
-        wanted.append(_merge(by_key, session, LaneKind.CHECK, a.label, pos, command=a.command,
-                             description=a.description, action_type=a.action_type))
+    # A text repeated within one turn is one item (its first occurrence), not two card rows.
+    for q in (q for q in questions if _first(seen, LaneKind.QUESTION, q.text)):
+        wanted.append(_merge(by_key, session, LaneKind.QUESTION, q.text, len(wanted), context=q.context))
+    n_questions = len(wanted)
+    for a in (a for a in actions if _first(seen, LaneKind.CHECK, a.label)):
+        wanted.append(_merge(by_key, session, LaneKind.CHECK, a.label, len(wanted) - n_questions,
+                             command=a.command, description=a.description, action_type=a.action_type))
     kept = {i.id for i in wanted}
     for item in current:
         if item.id not in kept:
@@ -37,6 +40,13 @@ async def replace_lane(uow: UnitOfWork, session: Session, questions: Sequence, a
         else:
             await uow.lane.add(item)
     return wanted
+
+
+def _first(seen: set, kind: LaneKind, text: str) -> bool:
+    if (kind, text) in seen:
+        return False
+    seen.add((kind, text))
+    return True
 
 
 def _merge(by_key: dict, session: Session, kind: LaneKind, text: str, position: int, **fields) -> LaneItem:

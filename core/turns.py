@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core import cards, facts, fixes, lane
 from core.errors import InvalidInput, ModelNotConfigured
 from core.markers import ParsedReply, log_summary, parse_markers
 from core.model import Fix, FixStatus, Message, Person, Session, SessionStatus
 from core.ports import (
-    ChatMessage, ChatRequest, ImageInput, JobContext, LanguageModel, TicketContextProvider, UnitOfWork,
+    ChatMessage, ChatRequest, ImageInput, JobContext, LanguageModel, TicketContext, TicketContextProvider,
+    UnitOfWork,
 )
 from core.prompts.chat import CHAT_SYSTEM_PROMPT, build_turn_context, build_user_message
 from core.sessions import apply_transition, check_can_chat, require_session
@@ -29,6 +30,10 @@ AI_UNAVAILABLE = ("The AI is unavailable right now, so FlowPilot could not answe
 AI_NOT_CONFIGURED = ("FlowPilot's AI is not configured on this server (no ANTHROPIC_API_KEY), so it can't "
                      "answer. Your message is kept. Notes, fix outcomes, escalation, claim and resolve with "
                      "deterministic notes keep working.")
+# Later turns of a session that already got AI_NOT_CONFIGURED get this one line instead. The flag
+# lives on the session (intake_content), so every replica agrees on "already explained".
+AI_OFF_SHORT = "AI is off (no ANTHROPIC_API_KEY); message kept."
+AI_OFF_EXPLAINED_FLAG = "ai_off_explained"
 
 
 def turn_lane_key(session_id: uuid.UUID) -> str:
@@ -73,7 +78,6 @@ class TurnDeps:
     ticket_context: TicketContextProvider | None = None
     max_tokens: int = 2048
     history_limit: int = 60
-    _notified_unconfigured: set = field(default_factory=set)
 
 
 async def run_turn(ctx: JobContext, deps: TurnDeps) -> None:
@@ -91,8 +95,9 @@ async def run_turn(ctx: JobContext, deps: TurnDeps) -> None:
         items = await uow.lane.active(session_id)
         live_facts = await uow.facts.live(session_id)
         fix = await uow.fixes.active(session_id)
-    if not deps.llm.configured:
-        raise ModelNotConfigured(AI_NOT_CONFIGURED)
+    if not deps.llm.configured:  # an expected configuration, not a failure: explain and finish
+        await _explain_ai_off(ctx, session_id, message_id)
+        return
     ticket = await deps.ticket_context(ctx.account_id, session) if deps.ticket_context and session.psa_ticket_id else None
     request = ChatRequest(
         task="chat",
@@ -116,6 +121,7 @@ async def run_turn(ctx: JobContext, deps: TurnDeps) -> None:
                               card_key=reply_card_key(message_id))
         await cards.publish_lane(uow, session)
         await _maybe_nudge(uow, session, message_id)
+        await _remember_ticket_client(uow, session, ticket)
         await ctx.complete(uow)
 
 
@@ -154,6 +160,16 @@ async def apply_reply(uow: UnitOfWork, session: Session, parsed: ParsedReply, au
             await cards.publish_fix(uow, session, proposed)
 
 
+async def _remember_ticket_client(uow: UnitOfWork, session: Session, ticket: TicketContext | None) -> None:
+    """The header names the ticket's company once a turn has read it (no extra PSA call: the
+    turn fetched the ticket context anyway). Only a change rewrites the header."""
+    client = ticket.ticket.company if ticket is not None else None
+    if client and session.intake_content.get("ticket_client") != client:
+        session.intake_content = {**session.intake_content, "ticket_client": client}
+        await uow.sessions.save(session)
+        await cards.publish_header(uow, session)
+
+
 async def _maybe_nudge(uow: UnitOfWork, session: Session, message_id: uuid.UUID) -> None:
     """§3.6 nudge: after every 3 engineer messages in Verifying with no outcome. Passive."""
     fix: Fix | None = await uow.fixes.active(session.id)
@@ -174,6 +190,20 @@ async def _maybe_nudge(uow: UnitOfWork, session: Session, message_id: uuid.UUID)
                                    title="Fix outcome")),
             Button(action=Action.FIX_WORKED, label="Yes", style="primary", value=ids),
         ])
+
+
+async def _explain_ai_off(ctx: JobContext, session_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    """No model configured: the full explanation once per session, then a one-liner. The
+    engineer's message stays in history either way, so a later configured turn sees it."""
+    async with ctx.unit() as uow:
+        session = require_session(await uow.sessions.get(session_id, lock=True))
+        first_time = not session.intake_content.get(AI_OFF_EXPLAINED_FLAG)
+        if first_time:
+            session.intake_content = {**session.intake_content, AI_OFF_EXPLAINED_FLAG: True}
+            await uow.sessions.save(session)
+        await cards.post_text(uow, session, AI_NOT_CONFIGURED if first_time else AI_OFF_SHORT, kind="notice",
+                              card_key=reply_card_key(message_id))
+        await ctx.complete(uow)
 
 
 async def on_turn_given_up(ctx: JobContext, error: Exception) -> None:

@@ -7,7 +7,7 @@ import uuid
 
 from core import cards, facts
 from core.errors import InvalidInput, Retryable, UpstreamFailure
-from core.model import FactSource, Person, Role, Session, SessionStatus, SummaryStatus
+from core.model import FactSource, LaneItem, Person, Role, Session, SessionStatus, SummaryStatus
 from core.ports import GenerateRequest, JobContext, LanguageModel, NOTE_DESCRIPTION, NOTE_INTERNAL, PsaGateway, UnitOfWork
 from core.prompts.artifacts import AUDIENCE_VARIANT_PROMPT, FACT_SYNTHESIS_PROMPT, STATUS_UPDATE_PROMPT
 from core.prompts.bundles import audience_variant_input, fact_synthesis_input, status_update_bundle
@@ -21,6 +21,9 @@ UPDATE_JOB = "status_update"
 VARIANT_JOB = "audience_variant"
 SYNTHESIS_JOB = "fact_synthesis"
 AUDIENCE_LABELS = {"ticket_notes": "Ticket notes", "client_update": "Client update", "email_draft": "Email draft"}
+SYNTHESIS_WORKING = "Writing a fact from the answer…"
+SYNTHESIS_AI_OFF = ("AI is off (no ANTHROPIC_API_KEY), so FlowPilot can't write the fact for you: type the "
+                    "fact text in “Add to What we know” instead.")
 
 
 def audience_buttons(session: Session, handoff_id: uuid.UUID) -> list[Button]:
@@ -124,28 +127,55 @@ async def run_variant(ctx: JobContext, llm: LanguageModel) -> None:
         await ctx.complete(uow)
 
 
+async def request_synthesis(uow: UnitOfWork, session: Session, actor: Person, item: LaneItem) -> str:
+    """Promote an answered item with no fact text typed (§5.5): the fast-tier job writes the fact
+    from the item's answer or output, with the item as provenance. The typed-text path stays in
+    the Copilot and needs no model."""
+    require_role(actor, Role.ENGINEER, "Viewers can't add facts.")
+    raw = (item.response or "").strip()
+    if not raw:
+        raise InvalidInput("This item has no answer or output yet: answer it first, or type the fact text.",
+                           field="text")
+    facts.check_promote_inputs(None, raw)
+    card_key = f"synthesis:{item.id}:{uuid.uuid4().hex[:8]}"  # every request gets its own result line
+    await uow.enqueue(SYNTHESIS_JOB, {"session_id": str(session.id), "item_id": str(item.id),
+                                      "source_type": facts.source_type_for(item.kind).value, "raw": raw,
+                                      "by": str(actor.id), "card_key": card_key})
+    await cards.post_text(uow, session, SYNTHESIS_WORKING, kind="working", card_key=card_key)
+    return SYNTHESIS_WORKING
+
+
 async def run_synthesis(ctx: JobContext, llm: LanguageModel) -> None:
     """Promote with raw input: strict JSON or null; 'no fact' is a valid answer."""
     sid = uuid.UUID(ctx.payload["session_id"])
     item_id = uuid.UUID(ctx.payload["item_id"]) if ctx.payload.get("item_id") else None
     source = FactSource(ctx.payload["source_type"])
+    card_key = ctx.payload.get("card_key")  # replaces the "Writing a fact…" line when present
     async with ctx.unit() as uow:
         lane_items = await uow.lane.all(sid)
     parsed = parse_synthesized_fact(None)
-    try:
-        reply = await llm.generate(GenerateRequest(
-            task="fact_synthesis", system=FACT_SYNTHESIS_PROMPT, max_tokens=200,
-            user_text=fact_synthesis_input(source, ctx.payload["raw"], item_id, lane_items)))
-        parsed = parse_synthesized_fact(reply.text)
-    except (Retryable, UpstreamFailure, TimeoutError) as exc:
-        log.warning("fact synthesis failed", extra={"error": repr(exc)})
+    if llm.configured:
+        try:
+            reply = await llm.generate(GenerateRequest(
+                task="fact_synthesis", system=FACT_SYNTHESIS_PROMPT, max_tokens=200,
+                user_text=fact_synthesis_input(source, ctx.payload["raw"], item_id, lane_items)))
+            parsed = parse_synthesized_fact(reply.text)
+        except (Retryable, UpstreamFailure, TimeoutError) as exc:
+            log.warning("fact synthesis failed", extra={"error": repr(exc)})
     async with ctx.unit() as uow:
         session = await uow.sessions.get(sid, lock=True)
+        fact = None
         if parsed.text:
-            await facts.promote(uow, session, uuid.UUID(ctx.payload["by"]), source, item_id, parsed.text,
-                                parsed.summary)
+            try:
+                fact = await facts.promote(uow, session, uuid.UUID(ctx.payload["by"]), source, item_id,
+                                           parsed.text, parsed.summary)
+            except InvalidInput as exc:  # e.g. an over-long sentence: treated as "no usable fact"
+                log.warning("synthesized fact rejected", extra={"reason": str(exc)})
+        if fact is not None:
             await cards.publish_lane(uow, session)
-            await cards.post_text(uow, session, f"Added to What we know: {parsed.text}")
+            await cards.post_text(uow, session, f"Added to What we know: {fact.text}", card_key=card_key)
+        elif not llm.configured:
+            await cards.post_text(uow, session, SYNTHESIS_AI_OFF, kind="error", card_key=card_key)
         else:
-            await cards.post_text(uow, session, facts.NO_FACT_MSG, kind="error")
+            await cards.post_text(uow, session, facts.NO_FACT_MSG, kind="error", card_key=card_key)
         await ctx.complete(uow)

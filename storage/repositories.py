@@ -344,8 +344,13 @@ _HANDOFF_COLS = [c.name for c in t.session_handoffs.c if c.name not in ("id", "a
 
 
 class HandoffRepo(_Repo):
-    async def get(self, handoff_id: uuid.UUID) -> Handoff | None:
-        row = (await self.conn.execute(select(t.session_handoffs).where(t.session_handoffs.c.id == handoff_id))).first()
+    async def get(self, handoff_id: uuid.UUID, lock: bool = False) -> Handoff | None:
+        """`lock=True` before `save`: save writes the whole row, so concurrent writers (summary,
+        PSA and re-ping jobs, resolve) must serialise on the row or one loses the other's fields."""
+        q = select(t.session_handoffs).where(t.session_handoffs.c.id == handoff_id)
+        if lock:
+            q = q.with_for_update()
+        row = (await self.conn.execute(q)).first()
         return row_to(Handoff, row) if row else None
 
     async def add(self, handoff: Handoff) -> None:

@@ -23,7 +23,9 @@ def test_settings(**overrides: Any) -> Settings:
         AI_REQUEST_TIMEOUT_SECONDS=5,
     )
     values.update(overrides)
-    return Settings(**{k: v for k, v in values.items() if v is not None})
+    # None is passed through on purpose: ANTHROPIC_API_KEY=None must mean "no key" even when the
+    # environment running the tests has one (init values beat environment variables).
+    return Settings(**values)
 
 
 @dataclass

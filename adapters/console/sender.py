@@ -3,6 +3,7 @@ prints new ones. Used by `flowpilot try` and by end-to-end tests."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +29,11 @@ class ConsoleSender:
     messages: dict[str, ConsoleMessage] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    # ids must never repeat across runs: the database keeps thread bindings and card refs
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     async def post(self, destination: dict[str, Any], view: Any) -> dict[str, Any]:
-        mid = f"m{len(self.order) + 1}"
+        mid = f"{self.run}-m{len(self.order) + 1}"
         self.messages[mid] = ConsoleMessage(mid, dict(destination), view)
         self.order.append(mid)
         if self.echo:
@@ -40,7 +43,9 @@ class ConsoleSender:
         return {"id": mid, "thread_id": thread, "channel_id": destination.get("channel_id")}
 
     async def update(self, ref: dict[str, Any], view: Any) -> dict[str, Any]:
-        msg = self.messages[ref["id"]]
+        msg = self.messages.get(ref["id"])
+        if msg is None:  # a card from an earlier run of the console: show it again
+            return await self.post({"channel_id": ref.get("channel_id"), "thread_id": ref.get("thread_id")}, view)
         msg.view = view
         msg.edits += 1
         if self.echo:

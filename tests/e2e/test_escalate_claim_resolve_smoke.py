@@ -27,7 +27,7 @@ async def test_escalate_claim_resolve(db, database_url):
         engineer = console_inbound()
         started = await h.copilot.command(engineer, "new Printer queue stuck")
         await h.console.wait_for(lambda: h.console.views("lane"))
-        thread = h.console.messages["m1"].id
+        thread = h.console.order[0]
         # the senior is known to FlowPilot and promoted by an admin
         senior = console_inbound(user="U-sen", name="Sam Senior", thread=thread)
         await h.copilot.command(senior, "help")

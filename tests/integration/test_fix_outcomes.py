@@ -119,11 +119,14 @@ def expected_after(before: dict[str, Any], outcome: FixStatus, notes: str | None
 
 
 # ----------------------------------------------------------------------------- record outcome
-CASES = [(state, outcome) for state in FROM_STATES for outcome in OUTCOMES]
+async def test_record_outcome_every_status_times_every_outcome(store, db):
+    for state in FROM_STATES:
+        for outcome in OUTCOMES:
+            await _check_record_outcome(store, db, state, outcome)
 
 
-@pytest.mark.parametrize("state,outcome", CASES, ids=[f"{s}->{o.value}" for s, o in CASES])
-async def test_record_outcome_every_status_times_every_outcome(store, db, state: str, outcome: FixStatus):
+async def _check_record_outcome(store, db, state: str, outcome: FixStatus) -> None:
+    case = f"{state} -> {outcome.value}"
     account, _, session = await tenant(store)
     fix_id = await add_fix(store, account, session.id, state)
     before, v0 = await fix_row(db, fix_id), await version(db, session.id)
@@ -133,30 +136,30 @@ async def test_record_outcome_every_status_times_every_outcome(store, db, state:
 
     status = FROM_STATES[state][0]
     if status in ALLOWED_FROM:
-        assert isinstance(result, Fix), result
+        assert isinstance(result, Fix), (case, result)
         after = await fix_row(db, fix_id)
-        assert after == expected_after(before, outcome, NOTES, now)
-        assert await version(db, session.id) == v0 + 1
+        assert after == expected_after(before, outcome, NOTES, now), case
+        assert await version(db, session.id) == v0 + 1, case
         if outcome == F.APPLIED_PENDING:
-            assert after["verified_at"] is None  # pending is never verified
+            assert after["verified_at"] is None, case  # pending is never verified
         return
-    assert isinstance(result, Conflict), result
-    assert str(result).startswith(TERMINAL_MSG.format(status.value))
+    assert isinstance(result, Conflict), (case, result)
+    assert str(result).startswith(TERMINAL_MSG.format(status.value)), case
     await assert_untouched(db, fix_id, session.id, before, v0)
 
 
-@pytest.mark.parametrize("state", list(FROM_STATES))
 @pytest.mark.parametrize("outcome,message", [(F.APPLIED_PARTIAL, PARTIAL_MSG), (F.APPLIED_PENDING, PENDING_MSG)])
-@pytest.mark.parametrize("notes", [None, "", "   \n "])
-async def test_missing_notes_is_invalid_input_before_the_terminal_check(store, db, state, outcome, message, notes):
+async def test_missing_notes_is_invalid_input_before_the_terminal_check(store, db, outcome, message):
     account, _, session = await tenant(store)
-    fix_id = await add_fix(store, account, session.id, state)
-    before, v0 = await fix_row(db, fix_id), await version(db, session.id)
-    _, result = await attempt(store, account, session.id,
-                              lambda uow, s: fixes.record_outcome(uow, s, fix_id, outcome, notes))
-    assert isinstance(result, InvalidInput), result
-    assert str(result) == message and result.field == "notes"
-    await assert_untouched(db, fix_id, session.id, before, v0)
+    for state in FROM_STATES:  # terminal states included: the notes check runs first
+        for notes in (None, "", "   \n "):
+            fix_id = await add_fix(store, account, session.id, state)
+            before, v0 = await fix_row(db, fix_id), await version(db, session.id)
+            _, result = await attempt(store, account, session.id,
+                                      lambda uow, s: fixes.record_outcome(uow, s, fix_id, outcome, notes))
+            assert isinstance(result, InvalidInput), (state, notes, result)
+            assert str(result) == message and result.field == "notes"
+            await assert_untouched(db, fix_id, session.id, before, v0)
 
 
 async def test_failed_without_a_reason_stores_null(store, db):
@@ -194,16 +197,18 @@ async def test_an_outcome_can_never_be_taken_back_or_invented(store, db, outcome
 
 
 # ----------------------------------------------------------------------------- lookups and supersession
-@pytest.mark.parametrize("outcome", OUTCOMES)
-@pytest.mark.parametrize("notes", [NOTES, None])
-async def test_a_superseded_fix_is_a_conflict_before_any_other_check(store, db, outcome, notes):
+async def test_a_superseded_fix_is_a_conflict_before_any_other_check(store, db):
     account, _, session = await tenant(store)
-    fix_id = await add_fix(store, account, session.id, "success", superseded=True)  # terminal too
-    before, v0 = await fix_row(db, fix_id), await version(db, session.id)
-    _, result = await attempt(store, account, session.id,
-                              lambda uow, s: fixes.record_outcome(uow, s, fix_id, outcome, notes))
-    assert isinstance(result, Conflict) and str(result).startswith(SUPERSEDED_MSG)
-    await assert_untouched(db, fix_id, session.id, before, v0)
+    for state in ("verifying", "partial", "success"):
+        fix_id = await add_fix(store, account, session.id, state, superseded=True)
+        before, v0 = await fix_row(db, fix_id), await version(db, session.id)
+        for outcome in OUTCOMES:
+            for notes in (NOTES, None):  # missing notes and terminal status both lose to "superseded"
+                _, result = await attempt(store, account, session.id,
+                                          lambda uow, s: fixes.record_outcome(uow, s, fix_id, outcome, notes))
+                assert isinstance(result, Conflict), (state, outcome, notes, result)
+                assert str(result).startswith(SUPERSEDED_MSG)
+        await assert_untouched(db, fix_id, session.id, before, v0)
 
 
 @pytest.mark.parametrize("operation", ["mark_applied", "clear_proposal", "confirm_proposal"])
@@ -217,21 +222,26 @@ async def test_every_action_on_a_superseded_fix_is_a_conflict(store, db, operati
     await assert_untouched(db, fix_id, session.id, before, v0)
 
 
-@pytest.mark.parametrize("operation", ["record_outcome", "mark_applied", "clear_proposal"])
-async def test_a_fix_of_another_session_or_tenant_is_not_found(store, db, operation):
+async def test_a_fix_of_another_session_or_tenant_is_not_found(store, db):
     account, _, session = await tenant(store)
-    _, _, other_session = await tenant(store, "acme2")
-    other_account = (await _account_of(db, other_session.id))
-    elsewhere = await add_fix(store, account, (await _second_session(store, account, session)).id)
-    other_tenant_fix = await add_fix(store, other_account, other_session.id)
-    args = {"record_outcome": (F.APPLIED_SUCCESS,)}.get(operation, ())
-    for fix_id in (elsewhere, other_tenant_fix, uuid.uuid4()):
-        before = await fix_row(db, fix_id) if fix_id != args and fix_id in (elsewhere, other_tenant_fix) else None
-        _, result = await attempt(store, account, session.id,
-                                  lambda uow, s: getattr(fixes, operation)(uow, s, fix_id, *args))
-        assert isinstance(result, NotFound) and str(result).startswith("Suggested fix not found"), result
-        if before is not None:
-            assert await fix_row(db, fix_id) == before
+    other_account, _, other_session = await tenant(store, "other")
+    in_another_session = await add_fix(store, account, (await _second_session(store, account, session)).id)
+    of_another_tenant = await add_fix(store, other_account, other_session.id)
+    operations = {
+        "record_outcome": lambda fid: lambda uow, s: fixes.record_outcome(uow, s, fid, F.APPLIED_SUCCESS),
+        "mark_applied": lambda fid: lambda uow, s: fixes.mark_applied(uow, s, fid),
+        "clear_proposal": lambda fid: lambda uow, s: fixes.clear_proposal(uow, s, fid),
+        "confirm_proposal": lambda fid: lambda uow, s: fixes.confirm_proposal(uow, s, fid),
+    }
+    rows = {fid: await fix_row(db, fid) for fid in (in_another_session, of_another_tenant)}
+    v0 = await version(db, session.id)
+    for name, op in operations.items():
+        for fix_id in (in_another_session, of_another_tenant, uuid.uuid4()):
+            _, result = await attempt(store, account, session.id, op(fix_id))
+            assert isinstance(result, NotFound), (name, result)  # never forbidden: existence must not leak
+            assert str(result).startswith("Suggested fix not found")
+    assert {fid: await fix_row(db, fid) for fid in rows} == rows
+    assert await version(db, session.id) == v0
 
 
 async def test_another_tenants_session_is_not_found(store):
@@ -242,7 +252,7 @@ async def test_another_tenants_session_is_not_found(store):
             require_session(await uow.sessions.get(other_session.id))
 
 
-async def _account_of(db, session_id):
+async def _account_of(db, session_id) -> uuid.UUID:
     async with db.admin.connect() as conn:
         return (await conn.execute(text("SELECT account_id FROM ai_sessions WHERE id = :i"),
                                    dict(i=session_id))).scalar_one()
@@ -265,7 +275,8 @@ async def test_no_active_fix_is_not_found(store):
 async def test_supersession_replaces_every_active_fix_whatever_its_status(store, db):
     account, _, session = await tenant(store)
     old_superseded = await add_fix(store, account, session.id, "failed", superseded=True)
-    active_ids = [await add_fix(store, account, session.id, state) for state in ("pending", "success", "verifying")]
+    states = {"pending": "applied_pending", "success": "applied_success", "verifying": "proposed"}
+    active_ids = [await add_fix(store, account, session.id, state) for state in states]
     long_ago = (await fix_row(db, old_superseded))["superseded_at"]
     v0 = await version(db, session.id)
 
@@ -274,11 +285,9 @@ async def test_supersession_replaces_every_active_fix_whatever_its_status(store,
                              script_template_slug="no-such-template")))
 
     assert sorted(superseded) == sorted(active_ids)
-    for fix_id in active_ids:
+    for fix_id, status in zip(active_ids, states.values()):
         row = await fix_row(db, fix_id)
-        assert row["superseded_at"] == now
-        assert row["status"] == FROM_STATES[{0: "pending", 1: "success", 2: "verifying"}[active_ids.index(fix_id)]][
-            0].value  # status is kept
+        assert (row["superseded_at"], row["status"]) == (now, status)  # stamped; status kept
     assert (await fix_row(db, old_superseded))["superseded_at"] == long_ago  # not re-stamped
     row = await fix_row(db, new_fix.id)
     assert (row["status"], row["applied_at"], row["superseded_at"], row["script_template_id"]) == (
@@ -297,8 +306,12 @@ async def test_supersession_replaces_every_active_fix_whatever_its_status(store,
 APPLY_MSG = "Apply is only valid from 'proposed' or 'applied_partial'; fix is already '{}'"
 
 
-@pytest.mark.parametrize("state", list(FROM_STATES))
-async def test_mark_applied_from_every_state(store, db, state):
+async def test_mark_applied_from_every_state(store, db):
+    for state in FROM_STATES:
+        await _check_mark_applied(store, db, state)
+
+
+async def _check_mark_applied(store, db, state: str) -> None:
     account, _, session = await tenant(store)
     fix_id = await add_fix(store, account, session.id, state)
     before, v0 = await fix_row(db, fix_id), await version(db, session.id)
@@ -338,16 +351,18 @@ async def test_repeated_mark_applied_keeps_the_first_stamp(store, db):
 
 
 # ----------------------------------------------------------------------------- "Not yet"
-@pytest.mark.parametrize("state", list(FROM_STATES))
-@pytest.mark.parametrize("proposal", [True, False])
-async def test_clear_proposal_is_persisted_idempotent_and_does_not_bump(store, db, state, proposal):
+async def test_clear_proposal_is_persisted_idempotent_and_does_not_bump(store, db):
     account, _, session = await tenant(store)
-    fix_id = await add_fix(store, account, session.id, state, proposal=proposal)
-    before, v0 = await fix_row(db, fix_id), await version(db, session.id)
-    _, result = await attempt(store, account, session.id, lambda uow, s: fixes.clear_proposal(uow, s, fix_id))
-    assert isinstance(result, Fix) and result.ai_outcome_proposal is None
-    assert await fix_row(db, fix_id) == dict(before, ai_outcome_proposal=None)
-    assert await version(db, session.id) == v0
+    for state in FROM_STATES:
+        for proposal in (True, False):
+            fix_id = await add_fix(store, account, session.id, state, proposal=proposal)
+            before, v0 = await fix_row(db, fix_id), await version(db, session.id)
+            for _ in range(2):  # the second "Not yet" clears an empty proposal: still fine
+                _, result = await attempt(store, account, session.id,
+                                          lambda uow, s: fixes.clear_proposal(uow, s, fix_id))
+                assert isinstance(result, Fix) and result.ai_outcome_proposal is None, (state, result)
+            assert await fix_row(db, fix_id) == dict(before, ai_outcome_proposal=None), state
+            assert await version(db, session.id) == v0, state
 
 
 # ----------------------------------------------------------------------------- AI proposals (§13.8)

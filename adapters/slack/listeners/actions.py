@@ -1,0 +1,69 @@
+"""Button clicks (`fp:<action>:<n>`). Ack first. A button that needs text opens its modal right
+away (the trigger_id is good for 3 seconds); any other click goes to copilot.action at once and
+the person gets the reply's text or error ephemerally. Cards themselves are re-rendered by the
+core through the outbox (chat.update), never here."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from adapters.slack.deps import SlackDeps
+from adapters.slack.listeners.failures import report_crash
+from adapters.slack.modals import input_modal
+from adapters.slack.payloads import ModalContext, action_event_id, decode_button
+
+log = logging.getLogger(__name__)
+
+ACTION_PATTERN = re.compile(r"^fp:")
+MODAL_TOO_SLOW = "Slack took too long to open the form: please click the button again."
+
+
+def click_location(body: dict[str, Any]) -> tuple[str, str | None]:
+    """(channel, thread) of the clicked message: its thread, or the message itself as a root."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+    thread = container.get("thread_ts") or message.get("thread_ts") or container.get("message_ts") or message.get("ts")
+    return str(channel), thread
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    async def on_click(ack: Any, body: dict[str, Any], context: Any) -> None:
+        await ack()
+        target = None
+        try:
+            action = (body.get("actions") or [{}])[0]
+            click = decode_button(action.get("value"))
+            team_id = str((body.get("team") or {}).get("id") or context.team_id or "")
+            user = body.get("user") or {}
+            channel, thread = click_location(body)
+            token = await deps.token(context, team_id)
+            trigger_id = body.get("trigger_id")
+            if click.input is not None:
+                modal_context = ModalContext(action=click.action, value=click.value, team_id=team_id,
+                                             channel_id=channel or None, thread_ts=thread, user_id=str(user.get("id")),
+                                             input_name=click.input.name)
+                label = str((action.get("text") or {}).get("text") or "FlowPilot")
+                try:
+                    await deps.client.views_open(token=token, trigger_id=trigger_id,
+                                                 view=input_modal(click.input, modal_context, label))
+                except Exception as exc:
+                    log.warning("slack: views.open failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                    inbound = await deps.inbound(team_id=team_id, user_id=str(user.get("id")), token=token,
+                                                 channel_id=channel, thread_ts=thread, event_id=None)
+                    await deps.responder.ephemeral(deps.target(inbound, token), MODAL_TOO_SLOW)
+                return
+            inbound = await deps.inbound(
+                team_id=team_id, user_id=str(user.get("id")), token=token, channel_id=channel, thread_ts=thread,
+                event_id=action_event_id(action.get("action_ts"), trigger_id),
+                user_name=user.get("name") or user.get("username"))
+            target = deps.target(inbound, token, response_url=body.get("response_url"), trigger_id=trigger_id)
+            reply = await deps.copilot.action(inbound, click.action, click.value)
+            await deps.responder.show(reply, target)
+        except Exception:
+            await report_crash(deps.responder, target, "button click")
+
+    app.action(ACTION_PATTERN)(on_click)
