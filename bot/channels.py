@@ -23,10 +23,18 @@ async def _mount_slack(app: web.Application, comps: Components, mounted: list) -
         mounted.append("slack")
 
 
+async def _mount_teams(app: web.Application, comps: Components, mounted: list) -> None:
+    from adapters.teams.mount import mount_teams
+
+    if await mount_teams(app, comps):
+        mounted.append("teams")
+
+
 async def mount_channels(app: web.Application, comps: Components) -> None:
     mounted = []
     app["flowpilot.channels"] = mounted
     await _mount_slack(app, comps, mounted)
+    await _mount_teams(app, comps, mounted)
     if not mounted:
         log.info("no chat channel configured: set SLACK_* or MICROSOFT_APP_* (see README); "
                  "`flowpilot try` runs a session in the terminal")

@@ -6,6 +6,8 @@ slot (escalation re-pings) is a delayed row in the jobs table, claimed with SKIP
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
@@ -19,9 +21,13 @@ log = logging.getLogger(__name__)
 
 INBOUND_RETENTION = "2 days"  # Slack retries span minutes; Teams ~30 s: keep ids well beyond that
 
+# (id, every seconds, coroutine function): more ticks from the composition root; each must be
+# safe to run in every replica at once, like the built-in ones.
+Periodic = tuple[str, float, Callable[[], Awaitable[None]]]
+
 
 class Ticker:
-    def __init__(self, store: Store, lease_s: float) -> None:
+    def __init__(self, store: Store, lease_s: float, periodic: Sequence[Periodic] = ()) -> None:
         self.store = store
         self.scheduler = AsyncIOScheduler()
         every = max(1.0, min(lease_s / 4, 15.0))
@@ -30,6 +36,9 @@ class Ticker:
         self.scheduler.add_job(self.refresh_metrics, "interval", seconds=15, max_instances=1, coalesce=True,
                                id="metrics")
         self.scheduler.add_job(self.prune, "interval", hours=1, max_instances=1, coalesce=True, id="prune")
+        for job_id, seconds, run in periodic:  # first run at start, then every `seconds`
+            self.scheduler.add_job(run, "interval", seconds=seconds, max_instances=1, coalesce=True, id=job_id,
+                                   next_run_time=datetime.now(timezone.utc))
 
     def start(self) -> None:
         self.scheduler.start()

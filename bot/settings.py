@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # escalation
     escalation_reping_minutes: float = Field(10.0, alias="ESCALATION_REPING_MINUTES")
     escalation_reping_max: int = Field(3, alias="ESCALATION_REPING_MAX")
-    ticker_seconds: float = Field(30.0, alias="FLOWPILOT_TICKER_SECONDS")
+    ticker_seconds: float = Field(30.0, alias="FLOWPILOT_TICKER_SECONDS")  # escalation metrics refresh
 
     # Slack
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 
 from adapters.anthropic import AnthropicLanguageModel
+from bot.escalation_metrics import EscalationMetrics
 from bot.metrics import PrometheusUsageRecorder
 from bot.settings import Settings
 from bot.workers import JobHandler, Runtime
@@ -81,12 +82,15 @@ async def build(settings: Settings, db_url: str, senders: dict[str, ChannelSende
                                         give_up=resolution.on_post_given_up),
         updates.UPDATE_JOB: JobHandler(run=lambda ctx: updates.run_update(ctx, llm, gate)),
         updates.VARIANT_JOB: JobHandler(run=lambda ctx: updates.run_variant(ctx, llm)),
-        updates.SYNTHESIS_JOB: JobHandler(run=lambda ctx: updates.run_synthesis(ctx, llm)),
+        updates.SYNTHESIS_JOB: JobHandler(run=lambda ctx: updates.run_synthesis(ctx, llm),
+                                          give_up=updates.on_synthesis_given_up),
         flows.PSA_TEST_JOB: JobHandler(run=lambda ctx: flows.run_psa_test(ctx, psa)),
     }
     runtime = Runtime(store=store, handlers=handlers, senders=dict(senders or {}), lease_s=settings.job_lease_seconds,
                       poll_s=settings.poll_seconds, backoff_base=settings.backoff_base_seconds,
                       backoff_cap=settings.backoff_cap_seconds, outbox_max_attempts=settings.outbox_max_attempts,
                       job_workers=settings.workers, outbox_workers=settings.workers)
+    escalation_metrics = EscalationMetrics(db)
+    runtime.periodic.append(("escalation_metrics", settings.ticker_seconds, escalation_metrics.refresh))
     return Components(settings=settings, db=db, store=store, copilot=copilot, llm=llm, runtime=runtime, http=http,
-                      extras={"psa": psa})
+                      extras={"psa": psa, "escalation_metrics": escalation_metrics})

@@ -22,7 +22,7 @@ from storage.notify import Notifier
 from storage.uow import SqlUnitOfWork, Store
 
 from bot import metrics
-from bot.scheduler import Ticker
+from bot.scheduler import Periodic, Ticker
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class Runtime:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _running: set = field(default_factory=set)
     name: str = field(default_factory=worker_id)
+    periodic: list[Periodic] = field(default_factory=list)  # extra ticker jobs (see bot.scheduler)
 
     async def start(self) -> None:
         self.notifier = Notifier(self.store.db.url, [jobq.JOBS_CHANNEL, obx.OUTBOX_CHANNEL])
@@ -102,7 +103,7 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._job_loop(f"{self.name}/j{i}"), name=f"jobs-{i}"))
         for i in range(self.outbox_workers):
             self._tasks.append(asyncio.create_task(self._outbox_loop(), name=f"outbox-{i}"))
-        self.ticker = Ticker(self.store, self.lease_s)
+        self.ticker = Ticker(self.store, self.lease_s, self.periodic)
         self.ticker.start()
 
     async def stop(self, grace_s: float = 10.0) -> None:

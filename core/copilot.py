@@ -286,7 +286,8 @@ class Copilot:
         """A platform mention (<@U123|name>, <at>…</at> resolved by the adapter to an id) or a name."""
         import re
 
-        m = re.match(r"^<@([A-Z0-9]+)(?:\|[^>]*)?>$", ref)
+        # any id without spaces: Slack `U123`, Teams `29:1a-B…`, console names like `U-sen`
+        m = re.match(r"^<@([^\s|>]+)(?:\|[^>]*)?>$", ref)
         ext = m.group(1) if m else ref.lstrip("@")
         person = await call.uow.people.by_identity(call.inbound.actor.platform.value,
                                                    call.inbound.actor.workspace_id, ext)

@@ -2,17 +2,20 @@
 command tables. Kept apart from copilot.py so each file holds one idea."""
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
 from core import cards, handoffs, resolution, updates
 from core.commands import ParsedCommand, Reply
 from core.copilot import ENGINEER_RULE, Call, Copilot
-from core.errors import InvalidInput, NotFound
+from core.errors import Conflict, FlowPilotError, InvalidInput, NotFound, Retryable
 from core.model import Person, Role, Session
 from core.ports import PsaCredentials, PsaGateway
 from core.sessions import require_role, require_session
 from core.views import Action, FormField, FormView
+
+log = logging.getLogger(__name__)
 
 PSA_TEST_JOB = "psa_connect_test"
 
@@ -40,6 +43,29 @@ def register(copilot: Copilot, *, psa: PsaGateway | None, reping_minutes: float)
     c["seniors here"] = flows.cmd_seniors_here
     c["psa connect"] = flows.cmd_psa_connect
     copilot.link_ticket = flows.link_ticket  # type: ignore[method-assign]
+    _count_first_actions(copilot)
+
+
+# A claimer's card action in the thread counts as their first action (§6.1, §13.21), like a chat
+# turn does; the pickup itself and re-reading the context card do not.
+NOT_FIRST_ACTIONS = frozenset({Action.CLAIM, Action.CONTEXT})
+
+
+def _count_first_actions(copilot: Copilot) -> None:
+    for action, handler in list(copilot.actions.items()):
+        if action not in NOT_FIRST_ACTIONS:
+            copilot.actions[action] = _stamping_first_action(handler)
+
+
+def _stamping_first_action(handler):
+    async def run(call: Call) -> Reply:
+        reply = await handler(call)
+        if reply.error is None and reply.session_id:
+            # no-op unless the actor claimed this session's escalation and has not acted yet
+            await call.uow.handoffs.mark_first_action(uuid.UUID(reply.session_id), call.actor.id)
+        return reply
+
+    return run
 
 
 class _Flows:
@@ -51,18 +77,25 @@ class _Flows:
     # ------------------------------------------------------------------ escalate
     async def _escalate(self, call: Call, session: Session, reason: str) -> Reply:
         require_role(call.actor, Role.ENGINEER, ENGINEER_RULE)
+        text, target = await self._target(call, reason)
+        handoffs.check_target(call.actor, target)  # before the intercept form, not after it
         fix = await handoffs.needs_intercept(call.uow, session)
         if fix is not None:
             handoffs.check_transition(session, "escalate")
             return Reply(form=handoffs.intercept_form(session, fix, reason), session_id=str(session.id))
-        reason, target = await self._target(call, reason)
-        handoff = await handoffs.escalate(call.uow, session, call.actor, reason, target, self.reping_minutes)
-        return Reply(text="Escalated. Seniors have the card with your context.", session_id=str(session.id),
+        handoff = await handoffs.escalate(call.uow, session, call.actor, text, target, self.reping_minutes)
+        return self._escalated(handoff, session, "Escalated. Seniors have the card with your context.")
+
+    @staticmethod
+    def _escalated(handoff, session: Session, text: str) -> Reply:
+        note = handoffs.delivery_note(handoff)
+        return Reply(text=text + (f"\n{note}" if note else ""), session_id=str(session.id),
                      extra={"handoff_id": str(handoff.id)})
 
     async def _target(self, call: Call, reason: str) -> tuple[str, Person | None]:
-        """`escalate @senior <reason>` names a senior who also gets a DM."""
-        m = re.match(r"^\s*(<@[A-Z0-9]+(?:\|[^>]*)?>)\s*(.*)$", reason or "", re.S)
+        """`escalate <@id> <reason>` names a senior who also gets a DM. Adapters turn a platform
+        mention into `<@external id>` (Slack ids, Teams `29:…` ids, console names alike)."""
+        m = re.match(r"^\s*(<@[^\s|>]+(?:\|[^>]*)?>)\s*(.*)$", reason or "", re.S)
         if not m:
             return reason, None
         person = await self.copilot._resolve_person(call, m.group(1))
@@ -81,19 +114,30 @@ class _Flows:
                                         call.fields.get("notes"))
         reason, target = await self._target(call, call.value.get("reason", ""))
         handoff = await handoffs.escalate(call.uow, session, call.actor, reason, target, self.reping_minutes)
-        return Reply(text="Fix outcome recorded and escalated.", session_id=str(session.id),
-                     extra={"handoff_id": str(handoff.id)})
+        return self._escalated(handoff, session, "Fix outcome recorded and escalated.")
 
     # ------------------------------------------------------------------ claim
     async def act_claim(self, call: Call) -> Reply:
-        handoff, session, won = await handoffs.claim(call.uow, call.uuid("handoff_id"), call.actor)
+        try:
+            handoff, session, won = await handoffs.claim(call.uow, call.uuid("handoff_id"), call.actor)
+        except Conflict as exc:
+            return Reply(error=exc, card=await self._current_card(call))
         card = await handoffs.escalation_view(call.uow, session, handoff)
         text = "You picked it up — the handoff context is in the session thread." if won else "It's already yours."
-        return Reply(text=text, card=card, session_id=str(session.id))
+        return Reply(text=text, card=card, session_id=str(session.id), extra={"won": won})
+
+    async def _current_card(self, call: Call):
+        """The clicked card as it stands now (claimed, or closed with the session's status), so a
+        stale card is corrected where it was clicked even though the refused claim rolls back."""
+        handoff = await call.uow.handoffs.get(call.uuid("handoff_id"))
+        session = await call.uow.sessions.get(handoff.session_id) if handoff else None
+        if handoff is None or session is None:
+            return None
+        return await handoffs.escalation_view(call.uow, session, handoff)
 
     async def _handoff(self, call: Call) -> tuple[Session, object]:
         session = await call.session()
-        handoff = await call.uow.handoffs.get(call.uuid("handoff_id"))
+        handoff = await call.uow.handoffs.get(call.uuid("handoff_id"), lock=True)
         if handoff is None or handoff.session_id != session.id:
             raise NotFound("Escalation not found.")
         return session, handoff
@@ -245,11 +289,17 @@ async def run_psa_test(ctx, psa: PsaGateway) -> None:
     cid = uuid.UUID(ctx.payload["connection_id"])
     async with ctx.unit() as uow:
         connection = await uow.psa.connection(cid)
+        if connection is None:  # replaced by a newer submission in the meantime
+            await ctx.complete(uow)
+            return
     error = None
     try:
         await psa.system_for(connection).check_connection()
     except Exception as exc:  # every failure is reported to the admin; nothing is activated
-        error = str(exc) or type(exc).__name__
+        # Our errors carry a message written to be shown (never a credential); anything else
+        # is named by its type only, since its text could echo request details.
+        error = (str(exc) if isinstance(exc, (FlowPilotError, Retryable)) else "") or type(exc).__name__
+        log.warning("psa connection test failed", extra={"error_type": type(exc).__name__})
     n = ctx.payload["notify"]
     dest = Destination(platform=n["platform"], workspace_id=n["workspace_id"], user_id=n["user_id"])
     async with ctx.unit() as uow:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from core import cards, fixes, turns
-from core.errors import Conflict, Forbidden, InvalidInput, NotFound, Retryable, UpstreamFailure
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound, UpstreamFailure
 from core.identity import external_id_for
 from core.model import FixStatus, Handoff, Person, Role, Session, SessionStatus, SummaryStatus
 from core.ports import Destination, GenerateRequest, JobContext, LanguageModel, UnitOfWork
@@ -62,6 +62,7 @@ async def add_route(uow: UnitOfWork, actor: Person, platform: str, workspace_id:
 
 # ----------------------------------------------------------------------------- escalate
 INTERCEPT_STATES = ("verifying", "partial", "pending")
+OPEN_STATUSES = (SessionStatus.ESCALATED, SessionStatus.REQUESTING_ESCALATION)  # claimable (§6.5)
 
 
 def intercept_form(session: Session, fix, reason: str | None) -> FormView:
@@ -220,7 +221,7 @@ async def escalation_view(uow: UnitOfWork, session: Session, handoff: Handoff, s
     claimer = await uow.people.get(handoff.claimed_by) if handoff.claimed_by else None
     if handoff.claimed_by:
         state = "claimed"
-    elif handoff.closed_at is not None:
+    elif handoff.closed_at is not None or session.status not in OPEN_STATUSES:
         state = "closed"
     else:
         state = {SummaryStatus.PENDING: "analyzing", SummaryStatus.READY: "ready",
@@ -313,7 +314,7 @@ async def claim(uow: UnitOfWork, handoff_id: uuid.UUID, actor: Person) -> tuple[
         return handoff, session, False
     if handoff.claimed_by is not None:
         raise await _already_claimed(uow, handoff)
-    if session.status not in (SessionStatus.ESCALATED, SessionStatus.REQUESTING_ESCALATION) or handoff.closed_at:
+    if session.status not in OPEN_STATUSES or handoff.closed_at:
         raise Conflict(f"This escalation is no longer open: the session is {session.status.value}.",
                        status=session.status.value)
     claimed_at = await uow.handoffs.try_claim(handoff.id, actor.id)

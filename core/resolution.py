@@ -29,6 +29,7 @@ RESOLUTION = "resolution_note"
 PACKAGE = "escalation_package"
 MARKDOWN_MAX = 20000
 STATUS_KEYS = {RESOLUTION: "cw_resolved_status_id", PACKAGE: "cw_escalated_status_id"}
+PACKAGE_NOTE_KEY = "psa_package_note_id"  # in the handoff snapshot once its package is on the ticket
 
 
 def preview_card_key(session_id: uuid.UUID, kind: str) -> str:
@@ -161,6 +162,9 @@ async def edit_preview(uow: UnitOfWork, session: Session, actor: Person, kind: s
                        markdown: str) -> None:
     require_role(actor, Role.ENGINEER, "Viewers can't edit notes.")
     preview = await _current_preview(uow, session, kind, version)
+    if await uow.psa.logged(session.id, kind, version):  # the ticket already has this draft
+        raise Conflict(f"This note is already on {preview['target_ticket_ref']}; only the status change is left. "
+                       "Press Confirm to retry it.")
     markdown = (markdown or "").strip()
     if not markdown:
         raise InvalidInput("The note can't be empty.", field="text")
@@ -199,8 +203,11 @@ async def run_post(ctx: JobContext, psa: PsaGateway | None) -> None:
     card_key = f"post:{sid}:{kind}:{version}"
     async with ctx.unit() as uow:
         session = await uow.sessions.get(sid, lock=True)
-        if session.status == SessionStatus.RESOLVED and await uow.psa.logged(sid, kind, version):
-            await ctx.complete(uow)  # a second confirm of a note that already went out
+        if session.status == SessionStatus.RESOLVED:  # a second confirm raced the first one
+            where = (f"the note is on CW #{session.psa_ticket_id}" if session.resolution_note_external_id
+                     else "the note is kept with the session")
+            await cards.post_text(uow, session, f"Already resolved; {where}.", card_key=card_key)
+            await ctx.complete(uow)
             return
         try:
             check_transition(session, "resolve")
@@ -208,12 +215,15 @@ async def run_post(ctx: JobContext, psa: PsaGateway | None) -> None:
             await cards.post_text(uow, session, f"Not posted: {exc}", kind="error", card_key=card_key)
             await ctx.complete(uow)
             return
-        if not (session.psa_ticket_id and session.psa_connection_id) or psa is None:
+        if not (session.psa_ticket_id and session.psa_connection_id):
             await _mark_resolved(uow, session, markdown)
             await cards.post_text(uow, session, "Resolved locally (no PSA ticket). The note is kept with the session.",
                                   card_key=card_key)
             await ctx.complete(uow)
             return
+        if psa is None:  # linked, but this server can't open the credentials: never resolve silently
+            raise UpstreamFailure("ConnectWise is not configured on this server (FLOWPILOT_SECRET_KEY and "
+                                  "CW_CLIENT_ID), so the note was not posted.")
         connection = await uow.psa.connection(session.psa_connection_id)
         logged = await uow.psa.logged(sid, kind, version)
         prefs = await uow.settings.preferences()
@@ -271,14 +281,23 @@ async def _mark_resolved(uow: UnitOfWork, session: Session, markdown: str, exter
     await cards.publish_header(uow, session)
 
 
+def _failure_reason(error: Exception) -> str:
+    """What the thread says about a PSA failure: our own errors (and the ConnectWise client's
+    transient ones) carry a readable message that never contains credentials; anything else is
+    named by its type only."""
+    if isinstance(error, (FlowPilotError, Retryable)) and str(error):
+        return str(error).rstrip(".") + "."
+    return f"PSA post failed ({type(error).__name__})."
+
+
 async def on_post_given_up(ctx: JobContext, error: Exception) -> None:
     sid = uuid.UUID(ctx.payload["session_id"])
     async with ctx.unit() as uow:
         session = await uow.sessions.get(sid)
         if session is None:
             return
-        detail = str(error) if isinstance(error, FlowPilotError) else f"PSA post failed ({type(error).__name__})"
-        await cards.post_text(uow, session, f"⚠️ Could not post to CW #{session.psa_ticket_id}: {detail}. "
+        await cards.post_text(uow, session, f"⚠️ Could not post to CW #{session.psa_ticket_id}: "
+                              f"{_failure_reason(error)} "
                               "The session is not resolved; try Resolve again.", kind="error",
                               card_key=f"post:{sid}:{ctx.payload['kind']}:{ctx.payload['v']}")
 
@@ -292,8 +311,14 @@ async def run_escalation_post(ctx: JobContext, llm: LanguageModel, psa: PsaGatew
     hid = uuid.UUID(ctx.payload["handoff_id"])
     async with ctx.unit() as uow:
         session = await uow.sessions.get(sid)
+        handoff = await uow.handoffs.get(hid)
+        if session is None or handoff is None:
+            await ctx.complete(uow)
+            return
         version = session.state_version
-        logged = await uow.psa.logged(sid, PACKAGE, version)
+        # Keyed by the escalation, not the state version: the senior may change the session
+        # between two retries, and a package that went out must never go out twice.
+        already_posted = handoff.snapshot.get(PACKAGE_NOTE_KEY)
         connection = await uow.psa.connection(session.psa_connection_id) if session.psa_connection_id else None
         prefs = await uow.settings.preferences()
         bundle, fallback, _, _ = await build_artifact(uow, session, PACKAGE)
@@ -301,34 +326,41 @@ async def run_escalation_post(ctx: JobContext, llm: LanguageModel, psa: PsaGatew
         raise UpstreamFailure("No active ConnectWise connection; an admin can run `psa connect`.")
     system = psa.system_for(connection)
     ticket_id = session.psa_ticket_id
-    markdown = None
-    if logged is None:
+    if already_posted is None:
         markdown, _ = await artifact_markdown(llm, bundle, fallback, PACKAGE)
         note = await system.post_note(ticket_id, markdown, NOTE_INTERNAL)
-        async with ctx.unit() as uow:
+        async with ctx.unit() as uow:  # committed at once: a posted note can't be un-posted
             await uow.psa.log(sid, PACKAGE, version, ticket_id, note.id)
             s = await uow.sessions.get(sid)
             s.escalation_package_markdown = markdown
             s.escalation_package_posted_at = await uow.now()
             s.escalation_package_external_id = note.id
             await uow.sessions.save(s)
+            h = await uow.handoffs.get(hid, lock=True)  # save writes the whole row
+            h.snapshot = {**h.snapshot, PACKAGE_NOTE_KEY: note.id}
+            await uow.handoffs.save(h)
     target = status_id(prefs, STATUS_KEYS[PACKAGE])
+    unverified = False
     if target is None:
         note_text = f"Package posted to CW #{ticket_id} · No cw_escalated_status_id configured — status unchanged."
     else:
         await system.update_ticket_status(ticket_id, target)
         observed = await system.get_ticket(ticket_id)
-        if observed.status_id != target:
-            raise UpstreamFailure(f"Ticket {ticket_id} status transition to {target} did not verify — observed "
-                                  f"{observed.status_id} ({observed.status_name}) after re-fetch.")
-        note_text = f"Package posted to CW #{ticket_id} · status verified: {observed.status_name}"
+        if observed.status_id != target:  # CW said 200 but kept the status: say so, never retry blindly
+            unverified = True
+            note_text = (f"Package posted to CW #{ticket_id}, but the status did not change: Ticket {ticket_id} "
+                         f"status transition to {target} did not verify — observed {observed.status_id} "
+                         f"({observed.status_name}) after re-fetch.")
+        else:
+            note_text = f"Package posted to CW #{ticket_id} · status verified: {observed.status_name}"
     async with ctx.unit() as uow:
         session = await uow.sessions.get(sid)
-        handoff = await uow.handoffs.get(hid)
+        handoff = await uow.handoffs.get(hid, lock=True)  # save writes the whole row
         handoff.snapshot = {**handoff.snapshot, "psa_note": note_text}
         await uow.handoffs.save(handoff)
         await publish_escalation_cards(uow, session, handoff)
-        await cards.post_text(uow, session, note_text)
+        await cards.post_text(uow, session, ("⚠️ " + note_text) if unverified else note_text,
+                              kind="error" if unverified else "notice")
         await ctx.complete(uow)
 
 
@@ -337,12 +369,15 @@ async def on_escalation_post_given_up(ctx: JobContext, error: Exception) -> None
 
     async with ctx.unit() as uow:
         session = await uow.sessions.get(uuid.UUID(ctx.payload["session_id"]))
-        handoff = await uow.handoffs.get(uuid.UUID(ctx.payload["handoff_id"]))
+        handoff = await uow.handoffs.get(uuid.UUID(ctx.payload["handoff_id"]), lock=True)  # saved below
         if session is None or handoff is None:
             return
-        reason = str(error) if isinstance(error, FlowPilotError) else type(error).__name__
-        text = f"Not posted to CW #{session.psa_ticket_id}: {reason}"
+        if handoff.snapshot.get(PACKAGE_NOTE_KEY):  # the note went out; only the status step failed
+            text = (f"Package posted to CW #{session.psa_ticket_id}, but the status change failed: "
+                    f"{_failure_reason(error)}")
+        else:
+            text = f"Not posted to CW #{session.psa_ticket_id}: {_failure_reason(error)}"
         handoff.snapshot = {**handoff.snapshot, "psa_note": text}
         await uow.handoffs.save(handoff)
         await publish_escalation_cards(uow, session, handoff)
-        await cards.post_text(uow, session, f"⚠️ {text}. The escalation itself stands.", kind="error")
+        await cards.post_text(uow, session, f"⚠️ {text} The escalation itself stands.", kind="error")

@@ -36,11 +36,16 @@ async def request_update(uow: UnitOfWork, session: Session, actor: Person) -> st
     require_role(actor, Role.ENGINEER, "Viewers can't share updates.")
     if session.status in (SessionStatus.RESOLVED, SessionStatus.ABANDONED):
         raise InvalidInput(f"The session is {session.status.value}; there is nothing in progress to share.")
-    await uow.enqueue(UPDATE_JOB, {"session_id": str(session.id), "by": str(actor.id)},
+    update_id = str(uuid.uuid4())  # each update is its own message, even at the same state
+    await uow.enqueue(UPDATE_JOB, {"session_id": str(session.id), "by": str(actor.id), "update_id": update_id},
                       lane_key=f"psa:{session.id}")
     await cards.post_text(uow, session, "Writing a progress update…", kind="working",
-                          card_key=f"update:{session.id}:{session.state_version}")
+                          card_key=_update_card_key(session.id, update_id))
     return "Sharing a progress update."
+
+
+def _update_card_key(session_id, update_id: str | None) -> str:
+    return f"update:{session_id}:{update_id}"
 
 
 def _deterministic_update(live, fix) -> str:
@@ -61,8 +66,9 @@ async def run_update(ctx: JobContext, llm: LanguageModel, psa: PsaGateway | None
         lane_items = await uow.lane.all(sid)
         prefs = await uow.settings.preferences()
         connection = await uow.psa.connection(session.psa_connection_id) if session.psa_connection_id else None
-        version = session.state_version
-    if handoff is not None and handoff.summary_status == SummaryStatus.READY and handoff.summary_prose:
+    escalated = session.status in (SessionStatus.ESCALATED, SessionStatus.REQUESTING_ESCALATION)
+    if (escalated and handoff is not None and handoff.summary_status == SummaryStatus.READY
+            and handoff.summary_prose):
         text = handoff.summary_prose  # escalation context: the saved summary, no model call
     elif llm.configured:
         try:
@@ -75,17 +81,29 @@ async def run_update(ctx: JobContext, llm: LanguageModel, psa: PsaGateway | None
     else:
         text = _deterministic_update(live, fix)
     posted = None
-    if session.psa_ticket_id and connection is not None and connection["is_active"] and psa is not None:
-        note_type = NOTE_DESCRIPTION if prefs.get("note_visibility") == "customer" else NOTE_INTERNAL
-        note = await psa.system_for(connection).post_note(session.psa_ticket_id, text, note_type)
-        posted = note.id
+    note_type = NOTE_DESCRIPTION if prefs.get("note_visibility") == "customer" else NOTE_INTERNAL
+    if not session.psa_ticket_id:
+        where = "(No ticket linked: not posted.)"
+    elif psa is None or connection is None or not connection["is_active"]:
+        where = f"⚠️ Not posted to CW #{session.psa_ticket_id}: no active ConnectWise connection."
+    else:
+        try:
+            note = await psa.system_for(connection).post_note(session.psa_ticket_id, text, note_type)
+            posted = note.id
+            visibility = "a customer-visible note" if note_type == NOTE_DESCRIPTION else "an internal note"
+            where = f"Posted to CW #{session.psa_ticket_id} as {visibility}."
+        except Retryable as exc:
+            if ctx.attempts < ctx.max_attempts:
+                raise  # retried with backoff; nothing was posted
+            where = f"⚠️ Not posted to CW #{session.psa_ticket_id}: {exc}"
+        except UpstreamFailure as exc:
+            where = f"⚠️ Not posted to CW #{session.psa_ticket_id}: {exc}"
     async with ctx.unit() as uow:
         session = await uow.sessions.get(sid)
         await uow.steps.add(sid, "status_update", uuid.UUID(ctx.payload["by"]) if ctx.payload.get("by") else None,
-                            {"text": text, "psa_note_id": posted})
-        where = f"Posted to CW #{session.psa_ticket_id} as an internal note." if posted else "(No ticket linked: not posted.)"
+                            {"text": text, "psa_note_id": posted, "note_type": note_type if posted else None})
         await cards.post_text(uow, session, f"*Progress update*\n{text}\n_{where}_",
-                              card_key=f"update:{sid}:{version}")
+                              card_key=_update_card_key(sid, ctx.payload.get("update_id")))
         await ctx.complete(uow)
 
 
@@ -104,8 +122,10 @@ async def audience(uow: UnitOfWork, session: Session, handoff_id: uuid.UUID, aud
     cached = (handoff.audience_variants or {}).get(audience_key)
     if cached:
         return cached
+    # One lane per variant instead of a dedupe key: a second click waits for the first job and
+    # finds its cached text, and a variant whose model call failed can be asked for again.
     await uow.enqueue(VARIANT_JOB, {"handoff_id": str(handoff.id), "audience": audience_key},
-                      dedupe_key=f"variant:{handoff.id}:{audience_key}")
+                      lane_key=f"variant:{handoff.id}:{audience_key}")
     return None
 
 
@@ -114,12 +134,33 @@ async def run_variant(ctx: JobContext, llm: LanguageModel) -> None:
     key = ctx.payload["audience"]
     async with ctx.unit() as uow:
         handoff = await uow.handoffs.get(hid)
+        if handoff is None or (handoff.audience_variants or {}).get(key):
+            await ctx.complete(uow)  # an earlier click already made (and posted) it
+            return
         prose = handoff.summary_prose
-    reply = await llm.generate(GenerateRequest(task="audience_variant", system=AUDIENCE_VARIANT_PROMPT,
-                                               user_text=audience_variant_input(prose, key), max_tokens=600))
-    text = (reply.text or "").strip()
+    failure = None
+    text = ""
+    if not llm.configured:
+        failure = "the AI is not configured on this server"
+    else:
+        try:
+            reply = await llm.generate(GenerateRequest(task="audience_variant", system=AUDIENCE_VARIANT_PROMPT,
+                                                       user_text=audience_variant_input(prose, key), max_tokens=600))
+            text = (reply.text or "").strip()
+            failure = None if text else "the model returned nothing"
+        except (Retryable, UpstreamFailure, TimeoutError) as exc:
+            if isinstance(exc, Retryable) and ctx.attempts < ctx.max_attempts:
+                raise
+            failure = "the AI is unavailable right now"
+    if failure is not None:
+        async with ctx.unit() as uow:
+            session = await uow.sessions.get(handoff.session_id)
+            await cards.post_text(uow, session, f"Couldn't draft the {AUDIENCE_LABELS[key].lower()}: {failure}. "
+                                  "Ticket notes (the saved summary) still work; try again later.", kind="error")
+            await ctx.complete(uow)
+        return
     async with ctx.unit() as uow:
-        handoff = await uow.handoffs.get(hid)
+        handoff = await uow.handoffs.get(hid, lock=True)  # save writes the whole row
         handoff.audience_variants = {**(handoff.audience_variants or {}), key: text}
         await uow.handoffs.save(handoff)
         session = await uow.sessions.get(handoff.session_id)
@@ -179,3 +220,13 @@ async def run_synthesis(ctx: JobContext, llm: LanguageModel) -> None:
         else:
             await cards.post_text(uow, session, facts.NO_FACT_MSG, kind="error", card_key=card_key)
         await ctx.complete(uow)
+
+
+async def on_synthesis_given_up(ctx: JobContext, error: Exception) -> None:
+    """The job itself failed for good (not the model, which run_synthesis reports): replace the
+    "Writing a fact…" line so the engineer is never left waiting."""
+    async with ctx.unit() as uow:
+        session = await uow.sessions.get(uuid.UUID(ctx.payload["session_id"]))
+        if session is not None:
+            await cards.post_text(uow, session, "FlowPilot could not add that fact. Type the fact text in "
+                                  "“Add to What we know” instead.", kind="error", card_key=ctx.payload.get("card_key"))

@@ -41,3 +41,11 @@ def drop_and_create(data_dir: Path, database: str) -> str:
     server.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE);')
     server.psql(f'CREATE DATABASE "{database}";')
     return socket_url(pgdata, database)
+
+
+def drop_database(data_dir: Path, database: str) -> None:
+    """Tests only: remove a database created by drop_and_create."""
+    import pgserver
+
+    server = pgserver.get_server((Path(data_dir) / "pgdata").resolve(), cleanup_mode=None)
+    server.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE);')

@@ -124,22 +124,28 @@ def backoff_seconds(attempts: int, base: float, cap: float, retry_after: float |
 
 async def fail(conn: AsyncConnection, job: Job, error: str, *, retry: bool, base: float, cap: float,
                retry_after: float | None = None) -> str:
-    """Record a failed attempt; returns the new status ('pending' to retry or 'failed')."""
+    """Record a failed attempt; returns the new status ('pending' to retry or 'failed'), or
+    'done' / 'lost' when the attempt no longer owns a running job: its completion already
+    committed (an error after commit must not re-run it) or another worker took it over."""
     final = (not retry) or job.attempts >= job.max_attempts
     if final:
-        await conn.execute(
-            text("UPDATE jobs SET status = 'failed', finished_at = now(), lease_until = NULL, last_error = :e, "
-                 "payload = payload - 'images' WHERE id = :id AND locked_by = :w"),
-            dict(id=job.id, w=job.locked_by, e=error[:2000]),
-        )
-        return "failed"
-    delay = backoff_seconds(job.attempts, base, cap, retry_after)
-    await conn.execute(
-        text("UPDATE jobs SET status = 'pending', lease_until = NULL, locked_by = NULL, last_error = :e, "
-             "run_after = now() + make_interval(secs => :d) WHERE id = :id AND locked_by = :w"),
-        dict(id=job.id, w=job.locked_by, e=error[:2000], d=delay),
-    )
-    return "pending"
+        stmt = text("UPDATE jobs SET status = 'failed', finished_at = now(), lease_until = NULL, last_error = :e, "
+                    "payload = payload - 'images' WHERE id = :id AND locked_by = :w AND status = 'running' "
+                    "RETURNING id")
+        params = dict(id=job.id, w=job.locked_by, e=error[:2000])
+    else:
+        stmt = text("UPDATE jobs SET status = 'pending', lease_until = NULL, locked_by = NULL, last_error = :e, "
+                    "run_after = now() + make_interval(secs => :d) WHERE id = :id AND locked_by = :w "
+                    "AND status = 'running' RETURNING id")
+        params = dict(id=job.id, w=job.locked_by, e=error[:2000], d=backoff_seconds(job.attempts, base, cap,
+                                                                                    retry_after))
+    if (await conn.execute(stmt, params)).first() is not None:
+        return "failed" if final else "pending"
+    current = (await conn.execute(text("SELECT status, locked_by FROM jobs WHERE id = :id"),
+                                  dict(id=job.id))).first()
+    if current is not None and current.status == "done" and current.locked_by == job.locked_by:
+        return "done"
+    return "lost"
 
 
 async def release(conn: AsyncConnection, job: Job) -> None:

@@ -273,8 +273,11 @@ class FactRepo(_Repo):
         return row_to(Fact, row) if row else None
 
     async def add(self, fact: Fact) -> None:
+        # clock_timestamp, not the transaction's now(): facts promoted together in one turn must
+        # list in the order they were added ("oldest first"), not in random id order.
         await self.conn.execute(
             insert(t.session_facts).values(id=fact.id, account_id=self.account_id, session_id=fact.session_id,
+                                           created_at=func.clock_timestamp(), updated_at=func.clock_timestamp(),
                                            **to_values(fact, _FACT_COLS))
         )
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from storage import migrate
 from storage.db import Database, normalise_url
-from storage.embedded import drop_and_create
+from storage.embedded import drop_and_create, drop_database
 from storage.tables import metadata
 
 TEST_PG_DIR = Path(tempfile.gettempdir()) / f"flowpilot-test-pg-{os.getuid()}"
@@ -40,15 +40,20 @@ async def _reset_schema(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-async def database_url() -> str:
+async def database_url():
     env = os.environ.get("TEST_DATABASE_URL")
     if env:
         url = _guard(normalise_url(env))
         await _reset_schema(url)
+        name = None
     else:
-        url = _guard(await asyncio.to_thread(drop_and_create, TEST_PG_DIR, "flowpilot_test"))
+        # one database per test run, so parallel runs on the shared embedded server never collide
+        name = f"flowpilot_test_{os.getpid()}"
+        url = _guard(await asyncio.to_thread(drop_and_create, TEST_PG_DIR, name))
     await migrate.upgrade(url)
-    return url
+    yield url
+    if name is not None:
+        await asyncio.to_thread(drop_database, TEST_PG_DIR, name)
 
 
 @pytest.fixture(scope="session")

@@ -104,7 +104,7 @@ class SlackSender:
             async with self.pacer.turn(f"{team_id}:{channel}"):
                 resp = await self._with_text_fallback(
                     rendered, lambda text, blocks: self.client.chat_postMessage(
-                        token=token, channel=channel, text=text, blocks=blocks, thread_ts=thread_ts,
+                        token=token, channel=channel, text=text, blocks=blocks or None, thread_ts=thread_ts,
                         unfurl_links=False, unfurl_media=False))
         except DeliveryFailed:
             raise

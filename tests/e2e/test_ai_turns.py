@@ -25,7 +25,8 @@ from core import facts, fixes, turns, updates
 from core.errors import Conflict, Forbidden
 from core.model import Role
 from core.prompts.chat import TURN_REMINDER_PROMPT
-from tests.harness import console_inbound, running, test_settings
+from tests.harness import console_inbound, running
+from tests.harness import test_settings as settings_with  # not collected as a test
 
 WORKSPACE = "console-ws"
 STATE_TAG = "<session_state>"
@@ -269,7 +270,7 @@ async def test_an_overloaded_model_is_retried_and_exactly_one_reply_reaches_the_
 
 # ----------------------------------------------------------------------------- 4. the model stays down
 async def test_a_model_outage_is_explained_and_the_message_is_kept_for_later(db, database_url):
-    settings = test_settings(FLOWPILOT_JOB_MAX_ATTEMPTS=3, FLOWPILOT_BACKOFF_BASE_SECONDS=0.01,
+    settings = settings_with(FLOWPILOT_JOB_MAX_ATTEMPTS=3, FLOWPILOT_BACKOFF_BASE_SECONDS=0.01,
                              FLOWPILOT_BACKOFF_CAP_SECONDS=0.05)
     async with running(database_url, settings=settings) as h:
         h.fake_ai.down()
@@ -294,7 +295,7 @@ async def test_a_model_outage_is_explained_and_the_message_is_kept_for_later(db,
 
 # ----------------------------------------------------------------------------- 5. no API key at all
 async def test_without_an_api_key_turns_explain_once_and_everything_else_works(db, database_url):
-    async with running(database_url, settings=test_settings(ANTHROPIC_API_KEY=None)) as h:
+    async with running(database_url, settings=settings_with(ANTHROPIC_API_KEY=None)) as h:
         assert h.comps.llm.configured is False
         await h.copilot.command(console_inbound(user="U-sen", name="Sam Senior"), "help")
         await set_role(h, "U-sen", Role.SENIOR)

@@ -23,6 +23,7 @@ from tests.harness import test_settings as make_settings
 
 TICKET = 48291
 NEW_ID, RESOLVED_ID, ESCALATED_ID = 1, 17, 23
+ADMIN = "U-admin"
 API_MEMBER_ID = 178  # the fake's id for notes posted through the API (seeded notes use 42)
 
 PROMPTS = {
@@ -74,7 +75,7 @@ def cw_settings(cw: FakeConnectWise, **overrides: Any):
     values: dict[str, Any] = dict(
         FLOWPILOT_SECRET_KEY=generate_key(), CW_CLIENT_ID=cw.client_id, CW_SITE_URL=cw.url,
         CW_COMPANY_ID=cw.company_id, CW_PUBLIC_KEY=cw.public_key, CW_PRIVATE_KEY=cw.private_key,
-        CW_RESOLVED_STATUS_ID=RESOLVED_ID, CW_ESCALATED_STATUS_ID=ESCALATED_ID)
+        CW_RESOLVED_STATUS_ID=RESOLVED_ID, CW_ESCALATED_STATUS_ID=ESCALATED_ID, FLOWPILOT_ADMINS=ADMIN)
     values.update(overrides)
     return make_settings(**values)
 
@@ -394,6 +395,8 @@ async def test_a_rejected_post_is_reported_and_the_session_stays_open(db, databa
 
 # ----------------------------------------------------------------------------- 12
 async def _escalate(h, sid: str, reason: str = "spooler keeps dying"):
+    route = await h.copilot.command(console_inbound(user=ADMIN, name="Ada Admin", channel="seniors"), "seniors here")
+    assert route.ok, route.error
     reply = await h.copilot.command(console_inbound(thread=thread_of(h, sid)), f"escalate {reason}")
     assert reply.ok, reply.error
     return reply.extra["handoff_id"]
@@ -426,7 +429,7 @@ async def test_escalation_post_failure_is_reported_without_undoing_the_escalatio
         sid = await start(h, f"new Printer down #{TICKET}")
         cw.fail_next(f"POST /service/tickets/{TICKET}/notes", status=503, times=50)
         hid = await _escalate(h, sid)
-        warning = await wait_text(h, lambda t: f"Not posted to CW #{TICKET}" in t)
+        warning = await wait_text(h, lambda t: t.startswith(f"⚠️ Not posted to CW #{TICKET}"))
         assert "HTTP 503" in warning and "The escalation itself stands" in warning
         await h.console.wait_for(lambda: (escalation_card(h, hid).psa_note or "").startswith(
             f"Not posted to CW #{TICKET}"))
@@ -452,8 +455,9 @@ async def test_escalation_status_that_does_not_verify_is_reported_as_posted_but_
         sid = await start(h, f"new Printer down #{TICKET}")
         cw.ignore_status_changes = True
         hid = await _escalate(h, sid)
-        warning = await wait_text(h, lambda t: "did not verify" in t)
-        assert f"Package posted to CW #{TICKET}" in warning
+        warning = await wait_text(h, lambda t: t.startswith("⚠️") and "did not verify" in t)
+        assert warning.startswith(f"⚠️ Package posted to CW #{TICKET}, but the status did not change")
+        assert "The escalation itself stands" not in warning
         assert len(posted_notes(cw)) == 1
         await h.console.wait_for(lambda: "did not verify" in (escalation_card(h, hid).psa_note or ""))
         assert (await load_session(h, sid)).status == SessionStatus.ESCALATED

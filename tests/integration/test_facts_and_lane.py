@@ -117,6 +117,19 @@ async def test_list_is_oldest_first_with_server_computed_editable(store):
         FactSource.USER_NOTE: True, FactSource.AI_SYNTHESIS: True}
 
 
+async def test_facts_added_in_one_turn_list_in_the_order_they_were_added(store):
+    account, person, session = await tenant(store)
+    texts = [f"fact number {i}" for i in range(12)]
+
+    async def promote_all(uow, s):
+        for t in texts:
+            await facts.promote(uow, s, person.id, "ai_synthesis", None, t)
+
+    await run(store, account, session.id, promote_all)
+    listed = await run(store, account, session.id, lambda uow, s: facts.list_facts(uow, s))
+    assert [f.text for f in listed] == texts
+
+
 @pytest.mark.parametrize("source", [FactSource.USER_NOTE, FactSource.AI_SYNTHESIS])
 async def test_notes_and_syntheses_can_be_edited(store, db, source):
     account, _, session = await tenant(store)

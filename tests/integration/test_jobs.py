@@ -232,6 +232,42 @@ async def test_a_user_error_is_not_retried(db, store, effects, runtime_for):
     assert calls == [1] and row["last_error"] == "InvalidInput: That ticket number is not valid."
 
 
+async def test_an_error_after_the_job_committed_does_not_run_it_again(db, store, effects):
+    """The effect and the completion committed; a later error (say, a follow-up call) must not
+    put the finished job back in the queue, or its effect would happen twice."""
+    gave_up: list[Exception] = []
+
+    async def completes_then_raises(ctx: Ctx) -> None:
+        async with ctx.unit() as uow:
+            await write_effect(uow.conn, ctx.job, "runtime")
+            await ctx.complete(uow)
+        raise RuntimeError("follow-up failed")
+
+    async def give_up(ctx: Ctx, exc: Exception) -> None:
+        gave_up.append(exc)
+
+    rt = Runtime(store=store, handlers={"once": JobHandler(run=completes_then_raises, give_up=give_up)}, senders={},
+                 backoff_base=0.01, backoff_cap=0.01)
+    job_id = await enqueue_for(store, "once", max_attempts=1)
+    async with db.no_tenant() as conn:
+        [job] = await jobq.claim(conn, "w1", lease_s=30)
+    await rt.run_job(job)
+    row = await job_row(db, job_id)
+    assert (row["status"], row["attempts"]) == ("done", 1)
+    assert gave_up == []  # nobody is told a finished job failed
+    async with db.no_tenant() as conn:
+        assert await jobq.claim(conn, "w2", lease_s=30) == []
+    assert [r["job_id"] for r in await effect_rows(db)] == [job_id]
+
+    retry_id = await enqueue_for(store, "once", max_attempts=5)  # the retry branch must not reopen it either
+    async with db.no_tenant() as conn:
+        [job] = await jobq.claim(conn, "w1", lease_s=30)
+    await rt.run_job(job)
+    assert (await job_row(db, retry_id))["status"] == "done"
+    async with db.no_tenant() as conn:
+        assert await jobq.claim(conn, "w2", lease_s=30) == []
+
+
 async def _with_status(db, job_id: int, status: str) -> dict[str, Any] | None:
     row = await job_row(db, job_id)
     return row if row["status"] == status else None
