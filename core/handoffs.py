@@ -309,11 +309,6 @@ async def claim(uow: UnitOfWork, handoff_id: uuid.UUID, actor: Person) -> tuple[
     session = await uow.sessions.get(handoff.session_id, lock=True)
     # Racing seniors queue on the session lock; each must see the claim that committed while it
     # waited (and the session it made active) as "already claimed", not as "no longer open".
-    handoff = await uow.handoffs.get(handoff_id)
-    if handoff.claimed_by == actor.id:
-        return handoff, session, False
-    if handoff.claimed_by is not None:
-        raise await _already_claimed(uow, handoff)
     if session.status not in OPEN_STATUSES or handoff.closed_at:
         raise Conflict(f"This escalation is no longer open: the session is {session.status.value}.",
                        status=session.status.value)

@@ -224,6 +224,10 @@ async def test_a_silently_ignored_status_change_is_reported_and_retrying_never_p
         session = await load_session(h, sid)
         assert session.status == SessionStatus.ACTIVE and session.resolved_at is None
         assert len(posted_notes(cw)) == 1
+        # the draft that is already on the ticket can't be edited into something else
+        edit = await h.copilot.action(console_inbound(), "preview_edit", confirm_value(preview), text="Other text")
+        assert edit.error is not None and edit.error.category == "conflict"
+        assert f"already on CW #{TICKET}" in str(edit.error)
 
         # the admin fixes the ticket in ConnectWise; Resolve again reuses the cached draft
         cw.ignore_status_changes = False
@@ -353,6 +357,18 @@ async def test_without_a_resolved_status_id_the_note_is_posted_and_the_status_le
         session = await load_session(h, sid)
         assert session.status == SessionStatus.RESOLVED
         assert session.resolution_note_external_id == str(posted_notes(cw)[0]["id"])
+
+
+async def test_a_site_url_that_already_ends_with_the_api_path_is_not_doubled(db, database_url):
+    async with FakeConnectWise() as cw:
+        seed(cw)
+        async with running(database_url, settings=cw_settings(cw, CW_SITE_URL=cw.api_url + "/")) as h:
+            Model(h.fake_ai)
+            sid = await start(h, f"new Printer down #{TICKET}")
+            _, preview = await resolve_preview(h, sid)
+            await confirm(h, preview)
+            await wait_text(h, lambda t: t == f"Posted to CW #{TICKET} · status verified: Resolved")
+            assert len(posted_notes(cw)) == 1
 
 
 # ----------------------------------------------------------------------------- 13
