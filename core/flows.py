@@ -303,7 +303,17 @@ async def run_psa_test(ctx, psa: PsaGateway) -> None:
     n = ctx.payload["notify"]
     dest = Destination(platform=n["platform"], workspace_id=n["workspace_id"], user_id=n["user_id"])
     async with ctx.unit() as uow:
-        if error is None:
+        current = await uow.psa.active_connection() if error is None else None
+        if current is not None and current["id"] != cid and current["site_url"] == connection["site_url"] \
+                and current["company_id"] == connection["company_id"]:
+            # New keys for the same ConnectWise company (a key rotation): update the connection
+            # open sessions are linked to, so they keep posting instead of finding it inactive.
+            await uow.psa.replace_credentials(current["id"], connection["credentials_encrypted"])
+            await uow.psa.delete(cid)
+            if ctx.payload.get("status_ids"):
+                await uow.settings.merge(ctx.payload["status_ids"])
+            text = "ConnectWise credentials updated. Open sessions keep posting to their tickets."
+        elif error is None:
             await uow.psa.activate(cid)
             if ctx.payload.get("status_ids"):
                 await uow.settings.merge(ctx.payload["status_ids"])

@@ -140,9 +140,8 @@ async def escalate(uow: UnitOfWork, session: Session, actor: Person, reason: str
     view = await escalation_view(uow, session, handoff)
     for copy, dest in copies["cards"]:
         await uow.send(dest, view, op="upsert", card_key=copy["card_key"], lane_key=copy["lane_key"])
-    note = "Escalated to seniors." + (f" Reason: {reason}" if reason else "")
-    if target is not None:
-        note += f" {target.display_name} was messaged directly."
+    note = ("Escalated to seniors" + (f"; {target.display_name} was messaged directly" if target else "") + "."
+            + (f" Reason: {reason}" if reason else ""))
     if delivery_note(handoff):
         note += "\n" + delivery_note(handoff)
     await cards.publish_header(uow, session)
@@ -309,6 +308,11 @@ async def claim(uow: UnitOfWork, handoff_id: uuid.UUID, actor: Person) -> tuple[
     session = await uow.sessions.get(handoff.session_id, lock=True)
     # Racing seniors queue on the session lock; each must see the claim that committed while it
     # waited (and the session it made active) as "already claimed", not as "no longer open".
+    handoff = await uow.handoffs.get(handoff_id)
+    if handoff.claimed_by == actor.id:
+        return handoff, session, False
+    if handoff.claimed_by is not None:
+        raise await _already_claimed(uow, handoff)
     if session.status not in OPEN_STATUSES or handoff.closed_at:
         raise Conflict(f"This escalation is no longer open: the session is {session.status.value}.",
                        status=session.status.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.tables import metadata
@@ -14,6 +15,8 @@ config = context.config
 def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, compare_type=True)
     with context.begin_transaction():
+        # Replicas starting together migrate one at a time: the others wait, then find nothing to do.
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('flowpilot:migrations'))"))
         context.run_migrations()
 
 

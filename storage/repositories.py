@@ -541,6 +541,10 @@ class PsaRepo(_Repo):
             await self.activate(cid)
         return cid
 
+    async def replace_credentials(self, connection_id: uuid.UUID, credentials_encrypted: str) -> None:
+        await self.conn.execute(update(t.psa_connections).where(t.psa_connections.c.id == connection_id)
+                                .values(credentials_encrypted=credentials_encrypted))
+
     async def activate(self, connection_id: uuid.UUID) -> None:
         await self.conn.execute(update(t.psa_connections).where(t.psa_connections.c.id != connection_id)
                                 .values(is_active=False))

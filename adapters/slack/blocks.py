@@ -96,7 +96,7 @@ def render_header(view: HeaderView) -> Rendered:
     if view.buttons:
         kit.buttons(view.buttons)
     chip = f" · {view.ticket_ref}" if view.ticket_ref else ""
-    return kit.finish(f"{view.title}{chip} · {view.status}")
+    return kit.finish(escape(f"{view.title}{chip} · {view.status}"))
 
 
 # ----------------------------------------------------------------------------- fix
@@ -125,7 +125,7 @@ def render_fix(view: FixView, now: datetime | None = None) -> Rendered:
     if view.collapsed:
         note = FIX_COLLAPSED.get(view.state, view.state)
         kit.context(f"~Suggested fix: {escape(clip(view.title, 300))}~ · {note}")
-        return kit.finish(f"Suggested fix: {view.title} ({note})")
+        return kit.finish(escape(f"Suggested fix: {view.title} ({note})"))
     kit.section(f"*Suggested fix* · {view.confidence}% confidence\n*{escape(view.title)}*\n"
                 f"{to_mrkdwn(view.description)}")
     kit.context(_fix_status_line(view, now))
@@ -135,7 +135,7 @@ def render_fix(view: FixView, now: datetime | None = None) -> Rendered:
                 kit.context(f"{label}: {escape(value)}")
     if view.buttons:
         kit.buttons(view.buttons)
-    return kit.finish(f"Suggested fix ({view.confidence}%): {view.title}")
+    return kit.finish(escape(f"Suggested fix ({view.confidence}%): {view.title}"))
 
 
 # ----------------------------------------------------------------------------- preview, list, form
@@ -157,7 +157,7 @@ def render_preview(view: PreviewView) -> Rendered:
         kit.context("_The preview is too long to show in full here; the full text is what will be posted._")
     if view.buttons:
         kit.buttons(view.buttons)
-    return kit.finish(f"Preview: {title}")
+    return kit.finish(escape(f"Preview: {title}"))
 
 
 def render_list(view: ListView) -> Rendered:
@@ -165,7 +165,7 @@ def render_list(view: ListView) -> Rendered:
     kit.section(f"*{escape(view.title)}*")
     if not view.items:
         kit.context(escape(view.empty_text))
-        return kit.finish(f"{view.title}: {view.empty_text}")
+        return kit.finish(escape(f"{view.title}: {view.empty_text}"))
     roomy = 1 + sum(1 + (1 if item.buttons else 0) for item in view.items) <= MAX_BLOCKS
     if roomy:
         for n, item in enumerate(view.items, 1):
@@ -185,11 +185,11 @@ def render_list(view: ListView) -> Rendered:
             kit.buttons(flat[:room], labels[:room])
         if len(flat) > room:
             kit.context(f"_{len(flat) - room} more button(s) not shown._")
-    return kit.finish(f"{view.title} ({len(view.items)})")
+    return kit.finish(escape(f"{view.title} ({len(view.items)})"))
 
 
 def render_form_notice(view: FormView) -> Rendered:
     """Forms open as modals (modals.py); a form that ends up posted as a message says so."""
     kit = Kit()
     kit.section(f"*{escape(view.title)}*" + (f"\n{to_mrkdwn(view.intro)}" if view.intro else ""))
-    return kit.finish(view.title)
+    return kit.finish(escape(view.title))

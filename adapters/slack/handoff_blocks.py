@@ -84,7 +84,7 @@ def render_escalation(view: EscalationView) -> Rendered:
     if view.buttons:
         kit.buttons(view.buttons)
     claimed = f" — claimed by {view.claimed_by}" if view.claimed_by else ""
-    return kit.finish(f"Escalation: {view.title}{claimed}")
+    return kit.finish(escape(f"Escalation: {view.title}{claimed}"))
 
 
 def render_handoff_context(view: HandoffContextView) -> Rendered:
@@ -107,5 +107,4 @@ def render_handoff_context(view: HandoffContextView) -> Rendered:
         kit.section(f"*Likely cause & next steps*\n{body}")
     if view.buttons:
         kit.buttons(view.buttons)
-    text = f"{senior}Handoff context from {view.handed_off_by or 'the engineer'}".replace("*", "")
-    return kit.finish(text)
+    return kit.finish(f"{senior}Handoff context from {escape(view.handed_off_by or 'the engineer')}")

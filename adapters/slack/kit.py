@@ -66,6 +66,7 @@ class Kit:
             self.blocks.append(ActionsBlock(elements=elements[start:start + ACTIONS_PER_BLOCK]))
 
     def finish(self, text: str, limit: int = MAX_BLOCKS) -> Rendered:
+        """`text` is mrkdwn (Slack formats the fallback too): callers escape what they did not write."""
         blocks = self.blocks
         if len(blocks) > limit:  # last resort: the renderers choose compact layouts long before this
             hidden = len(blocks) - (limit - 1)

@@ -85,8 +85,8 @@ def oauth_handlers(bolt: AsyncApp) -> tuple[Callable[[web.Request], Any], Callab
 def _build_bolt(cfg: SlackConfig, comps: Any, client: AsyncWebClient, profiles: Profiles) -> tuple[AsyncApp, TokenSource]:
     if not cfg.oauth:
         # The client carries SLACK_BOT_TOKEN; bolt authorizes every request with it.
-        return AsyncApp(signing_secret=cfg.signing_secret or "", client=client, name="flowpilot"), \
-            StaticTokens(cfg.bot_token or "")
+        bolt = AsyncApp(signing_secret=cfg.signing_secret or "", client=client, name="flowpilot")
+        return bolt, StaticTokens(cfg.bot_token or "")
     installations, states = build_stores(cfg.client_id or "", comps.db.admin, cfg.secret_key)
     oauth_settings = build_oauth_settings(
         cfg.client_id or "", cfg.client_secret or "", SLACK_BOT_SCOPES, installations, states,

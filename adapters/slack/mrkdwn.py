@@ -87,11 +87,8 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
 
     def flush() -> None:
         nonlocal current, size
-        body = "\n".join(current)
-        if in_code:
-            body += "\n" + _FENCE
-        if body.strip():
-            pieces.append(body)
+        if _has_content(current):
+            pieces.append("\n".join(current) + ("\n" + _FENCE if in_code else ""))
         current = [_FENCE] if in_code else []
         size = len(_FENCE) + 1 if in_code else 0
 
@@ -110,11 +107,11 @@ def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
         size += len(line) + 1
         if line.strip().startswith(_FENCE):
             in_code = not in_code
-    if current:
-        in_code_at_end = in_code
-        in_code = False  # the text's own fences are balanced (to_mrkdwn closes them)
-        body = "\n".join(current)
-        if body.strip() and body.strip() != _FENCE:
-            pieces.append(body)
-        in_code = in_code_at_end
+    if _has_content(current):
+        pieces.append("\n".join(current))
     return pieces
+
+
+def _has_content(lines: list[str]) -> bool:
+    """More than fences and blank lines (a piece that would render as an empty code block)."""
+    return any(line.strip() and line.strip() != _FENCE for line in lines)

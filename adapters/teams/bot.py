@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
+from botbuilder.schema import Activity
 
 from adapters.teams.cards import message_activity, render_card
 from adapters.teams.inbound import (
@@ -103,7 +104,7 @@ class FlowPilotTeamsBot(ActivityHandler):
 
     # ------------------------------------------------------------------ every activity
     async def on_turn(self, turn_context: TurnContext) -> None:
-        activity = turn_context.activity.serialize()
+        activity = wire_activity(turn_context.activity)
         turn_context.turn_state[_WIRE] = activity
         tenant = tenant_of(activity)
         if tenant:
@@ -209,6 +210,28 @@ class FlowPilotTeamsBot(ActivityHandler):
         self._invoke_answers[key] = body
         while len(self._invoke_answers) > INVOKE_CACHE_SIZE:
             self._invoke_answers.popitem(last=False)
+
+
+def wire_activity(activity: Activity) -> dict[str, Any]:
+    """The activity as the channel sent it. `Activity.serialize()` alone loses fields (msrest drops
+    `additional_properties`): every entity's `text`/`mentioned`, and `conversation.tenantId`, which
+    the 4.17.1 schema maps as `tenantID`."""
+    data = activity.serialize()
+    if activity.entities:
+        data["entities"] = [_model_dict(entity) for entity in activity.entities]
+    for key, model in (("conversation", activity.conversation), ("from", activity.from_property),
+                       ("recipient", activity.recipient)):
+        if model is not None:
+            data[key] = _model_dict(model)
+    return data
+
+
+def _model_dict(model: Any) -> dict[str, Any]:
+    out = dict(getattr(model, "additional_properties", None) or {})
+    out.update(model.serialize())
+    if "tenantID" in out:
+        out.setdefault("tenantId", out.pop("tenantID"))
+    return out
 
 
 def _reply_views(reply: Reply) -> list[Any]:

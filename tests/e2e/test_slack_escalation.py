@@ -11,6 +11,7 @@ from tests.fakes.slack_signing import FORM_CONTENT_TYPE, view_submission_body
 from tests.integration.slack_fixtures import has_button, slack_bot
 
 ADMIN = "U0SENIOR1"
+SECOND = "U0SENIOR2"
 SENIORS = "C0SENIORS"
 FIX_REPLY = """Restart the spooler.
 [SUGGEST_FIX]
@@ -20,8 +21,9 @@ FIX_REPLY = """Restart the spooler.
 
 @pytest.fixture
 async def bot(db, database_url):
-    async with slack_bot(database_url, FLOWPILOT_ADMINS=ADMIN) as bot:
+    async with slack_bot(database_url, FLOWPILOT_ADMINS=f"{ADMIN},{SECOND}") as bot:
         bot.fake.add_user(ADMIN, name="sam", real_name="Sam Senior")
+        bot.fake.add_user(SECOND, name="sue", real_name="Sue Senior")
         bot.fake.add_channel(SENIORS, "escalations")
         yield bot
 
@@ -84,3 +86,12 @@ async def test_the_escalation_card_reaches_the_seniors_channel_and_a_pickup_clai
     context = await bot.fake.wait_for(
         lambda: [m for m in bot.thread(header["ts"]) if "Handoff context" in json.dumps(m.get("blocks"))])
     assert f"<@{ADMIN}>" in json.dumps(context[0]["blocks"])
+
+    # A second senior clicks the card as they still see it: told who has it, and the card is corrected.
+    await bot.fake.wait_for(lambda: "Analyzing" not in json.dumps(bot.fake.message(SENIORS, card["ts"])["blocks"]))
+    edits = len(bot.fake.updates(card["ts"], SENIORS))
+    await bot.click(card, "claim", user_id=SECOND)
+    told = await bot.fake.wait_for(lambda: bot.fake.ephemerals(SECOND))
+    assert told[0]["text"].startswith(":warning:") and "sam" in told[0]["text"]
+    await bot.fake.wait_for(lambda: len(bot.fake.updates(card["ts"], SENIORS)) > edits)
+    assert "Claimed by sam" in json.dumps(bot.fake.updates(card["ts"], SENIORS)[-1]["blocks"])

@@ -82,7 +82,7 @@ async def escalate_ready(h, slack: ConsoleSender, teams: ConsoleSender) -> tuple
     return started.session_id, thread, escalated.extra["handoff_id"]
 
 
-async def sql(h, query: str, **params):
+async def sql(h, query: str, /, **params):
     async with h.store.db.admin_tx() as conn:
         return (await conn.execute(text(query), params)).all()
 

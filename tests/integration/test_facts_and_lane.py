@@ -82,18 +82,14 @@ async def test_add_note_is_always_a_user_note_and_bumps(store, db):
     assert await version(db, session.id) == v0 + 1
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    (dict(text=""), "text"),
-    (dict(text="   "), "text"),
-    (dict(text="x" * 2001), "text"),
-    (dict(text="ok", summary="s" * 201), "summary"),
-    (dict(text="ok", source_ref=uuid.uuid4()), "source_ref"),
-])
-async def test_add_note_input_rules(store, db, kwargs, field):
+async def test_add_note_input_rules(store, db):
     account, person, session = await tenant(store)
     v0 = await version(db, session.id)
-    result = await run(store, account, session.id, lambda uow, s: facts.add_note(uow, s, person.id, **kwargs))
-    assert isinstance(result, InvalidInput) and result.field == field
+    for kwargs, field in [(dict(text=""), "text"), (dict(text="   "), "text"), (dict(text="x" * 2001), "text"),
+                          (dict(text="ok", summary="s" * 201), "summary"),
+                          (dict(text="ok", source_ref=uuid.uuid4()), "source_ref")]:
+        result = await run(store, account, session.id, lambda uow, s: facts.add_note(uow, s, person.id, **kwargs))
+        assert isinstance(result, InvalidInput) and result.field == field, (kwargs, result)
     assert await fact_rows(db, session.id) == [] and await version(db, session.id) == v0
 
 
@@ -130,38 +126,38 @@ async def test_facts_added_in_one_turn_list_in_the_order_they_were_added(store):
     assert [f.text for f in listed] == texts
 
 
-@pytest.mark.parametrize("source", [FactSource.USER_NOTE, FactSource.AI_SYNTHESIS])
-async def test_notes_and_syntheses_can_be_edited(store, db, source):
+async def test_notes_and_syntheses_can_be_edited(store, db):
     account, _, session = await tenant(store)
-    fact_id = await add_fact(store, account, session, source)
-    v0 = await version(db, session.id)
-    await run(store, account, session.id, lambda uow, s: facts.edit(uow, s, fact_id, text=" Only VPN users "))
-    await run(store, account, session.id, lambda uow, s: facts.edit(uow, s, fact_id, summary="scope"))
-    [row] = await fact_rows(db, session.id)
-    assert (row["text"], row["source_summary"], row["source_type"]) == ("Only VPN users", "scope", source.value)
-    assert row["updated_at"] > row["created_at"]
-    assert await version(db, session.id) == v0 + 2
+    for source in (FactSource.USER_NOTE, FactSource.AI_SYNTHESIS):
+        fact_id = await add_fact(store, account, session, source)
+        v0 = await version(db, session.id)
+        await run(store, account, session.id, lambda uow, s: facts.edit(uow, s, fact_id, text=" Only VPN users "))
+        await run(store, account, session.id, lambda uow, s: facts.edit(uow, s, fact_id, summary="scope"))
+        [row] = [r for r in await fact_rows(db, session.id) if r["id"] == fact_id]
+        assert (row["text"], row["source_summary"], row["source_type"]) == ("Only VPN users", "scope", source.value)
+        assert row["updated_at"] > row["created_at"]
+        assert await version(db, session.id) == v0 + 2
 
 
-@pytest.mark.parametrize("source", [FactSource.QUESTION, FactSource.DIAGNOSTIC_CHECK])
-async def test_facts_from_the_lane_cannot_be_edited(store, db, source):
+async def test_facts_from_the_lane_cannot_be_edited(store, db):
     account, _, session = await tenant(store)
-    fact_id = await add_fact(store, account, session, source, ref=uuid.uuid4())
-    before, v0 = await fact_rows(db, session.id), await version(db, session.id)
-    for kwargs in (dict(text="reworded"), dict(summary="x"), {}):
-        result = await run(store, account, session.id, lambda uow, s: facts.edit(uow, s, fact_id, **kwargs))
-        assert isinstance(result, Forbidden), (kwargs, result)
-    assert await fact_rows(db, session.id) == before and await version(db, session.id) == v0
+    for source in (FactSource.QUESTION, FactSource.DIAGNOSTIC_CHECK):
+        fact_id = await add_fact(store, account, session, source, ref=uuid.uuid4())
+        before, v0 = await fact_rows(db, session.id), await version(db, session.id)
+        for kwargs in (dict(text="reworded"), dict(summary="x"), {}):
+            result = await run(store, account, session.id, lambda uow, s: facts.edit(uow, s, fact_id, **kwargs))
+            assert isinstance(result, Forbidden), (source, kwargs, result)
+        assert await fact_rows(db, session.id) == before and await version(db, session.id) == v0
 
 
-@pytest.mark.parametrize("kwargs,field", [({}, "text"), (dict(text=" "), "text"), (dict(text="x" * 2001), "text"),
-                                          (dict(summary="s" * 201), "summary")])
-async def test_edit_input_rules(store, db, kwargs, field):
+async def test_edit_input_rules(store, db):
     account, _, session = await tenant(store)
     fact_id = await add_fact(store, account, session, FactSource.USER_NOTE)
     before, v0 = await fact_rows(db, session.id), await version(db, session.id)
-    result = await run(store, account, session.id, lambda uow, s: facts.edit(uow, s, fact_id, **kwargs))
-    assert isinstance(result, InvalidInput) and result.field == field
+    for kwargs, field in [({}, "text"), (dict(text=" "), "text"), (dict(text="x" * 2001), "text"),
+                          (dict(summary="s" * 201), "summary")]:
+        result = await run(store, account, session.id, lambda uow, s: facts.edit(uow, s, fact_id, **kwargs))
+        assert isinstance(result, InvalidInput) and result.field == field, (kwargs, result)
     assert await fact_rows(db, session.id) == before and await version(db, session.id) == v0
 
 

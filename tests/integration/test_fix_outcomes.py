@@ -171,28 +171,27 @@ async def test_failed_without_a_reason_stores_null(store, db):
     assert row["status"] == "applied_failed" and row["failure_reason"] is None and row["verified_at"] is not None
 
 
-@pytest.mark.parametrize("notes,ok", [("x" * 500, True), ("x" * 501, False)])
-async def test_notes_are_limited_to_500_characters(store, db, notes, ok):
+async def test_notes_are_limited_to_500_characters(store, db):
     account, _, session = await tenant(store)
     fix_id = await add_fix(store, account, session.id, "verifying")
     before, v0 = await fix_row(db, fix_id), await version(db, session.id)
     _, result = await attempt(store, account, session.id,
-                              lambda uow, s: fixes.record_outcome(uow, s, fix_id, F.APPLIED_PARTIAL, notes))
-    if ok:
-        assert (await fix_row(db, fix_id))["partial_notes"] == notes
-        return
+                              lambda uow, s: fixes.record_outcome(uow, s, fix_id, F.APPLIED_PARTIAL, "x" * 501))
     assert isinstance(result, InvalidInput) and result.field == "notes"
     await assert_untouched(db, fix_id, session.id, before, v0)
+    await attempt(store, account, session.id,
+                  lambda uow, s: fixes.record_outcome(uow, s, fix_id, F.APPLIED_PARTIAL, "x" * 500))
+    assert (await fix_row(db, fix_id))["partial_notes"] == "x" * 500
 
 
-@pytest.mark.parametrize("outcome", ["proposed", "worked", ""])
-async def test_an_outcome_can_never_be_taken_back_or_invented(store, db, outcome):
+async def test_an_outcome_can_never_be_taken_back_or_invented(store, db):
     account, _, session = await tenant(store)
     fix_id = await add_fix(store, account, session.id, "partial")
     before, v0 = await fix_row(db, fix_id), await version(db, session.id)
-    _, result = await attempt(store, account, session.id,
-                              lambda uow, s: fixes.record_outcome(uow, s, fix_id, outcome, NOTES))
-    assert isinstance(result, InvalidInput) and result.field == "outcome"
+    for outcome in ("proposed", "worked", ""):
+        _, result = await attempt(store, account, session.id,
+                                  lambda uow, s: fixes.record_outcome(uow, s, fix_id, outcome, NOTES))
+        assert isinstance(result, InvalidInput) and result.field == "outcome", (outcome, result)
     await assert_untouched(db, fix_id, session.id, before, v0)
 
 
@@ -211,14 +210,14 @@ async def test_a_superseded_fix_is_a_conflict_before_any_other_check(store, db):
         await assert_untouched(db, fix_id, session.id, before, v0)
 
 
-@pytest.mark.parametrize("operation", ["mark_applied", "clear_proposal", "confirm_proposal"])
-async def test_every_action_on_a_superseded_fix_is_a_conflict(store, db, operation):
+async def test_every_action_on_a_superseded_fix_is_a_conflict(store, db):
     account, _, session = await tenant(store)
     fix_id = await add_fix(store, account, session.id, "partial", superseded=True)
     before, v0 = await fix_row(db, fix_id), await version(db, session.id)
-    _, result = await attempt(store, account, session.id,
-                              lambda uow, s: getattr(fixes, operation)(uow, s, fix_id))
-    assert isinstance(result, Conflict) and str(result).startswith(SUPERSEDED_MSG)
+    for operation in ("mark_applied", "clear_proposal", "confirm_proposal"):
+        _, result = await attempt(store, account, session.id,
+                                  lambda uow, s: getattr(fixes, operation)(uow, s, fix_id))
+        assert isinstance(result, Conflict) and str(result).startswith(SUPERSEDED_MSG), (operation, result)
     await assert_untouched(db, fix_id, session.id, before, v0)
 
 
@@ -377,27 +376,31 @@ async def test_a_fix_outcome_marker_is_only_a_proposal(store, db):
     assert await version(db, session.id) == v0
 
 
-@pytest.mark.parametrize("state,superseded", [("success", False), ("dismissed", False), ("verifying", True)])
-async def test_a_proposal_for_a_closed_fix_is_ignored(store, db, state, superseded):
+async def test_a_proposal_for_a_closed_or_unknown_fix_is_ignored(store, db):
     account, _, session = await tenant(store)
-    fix_id = await add_fix(store, account, session.id, state, proposal=False, superseded=superseded)
-    before = await fix_row(db, fix_id)
-    _, result = await attempt(store, account, session.id,
-                              lambda uow, s: fixes.store_proposal(uow, s, str(fix_id), "success", None))
-    assert result is None and await fix_row(db, fix_id) == before
+    for state, superseded in (("success", False), ("dismissed", False), ("verifying", True)):
+        fix_id = await add_fix(store, account, session.id, state, proposal=False, superseded=superseded)
+        before = await fix_row(db, fix_id)
+        _, result = await attempt(store, account, session.id,
+                                  lambda uow, s: fixes.store_proposal(uow, s, str(fix_id), "success", None))
+        assert result is None and await fix_row(db, fix_id) == before, state
+    for bad_id in ("not-a-uuid", str(uuid.uuid4())):
+        _, result = await attempt(store, account, session.id,
+                                  lambda uow, s: fixes.store_proposal(uow, s, bad_id, "success", None))
+        assert result is None
 
 
-@pytest.mark.parametrize("proposed,status", [("success", F.APPLIED_SUCCESS), ("failure", F.APPLIED_FAILED)])
-async def test_confirming_a_proposal_records_its_outcome(store, db, proposed, status):
+async def test_confirming_a_proposal_records_its_outcome(store, db):
     account, _, session = await tenant(store)
-    fix_id = await add_fix(store, account, session.id, "verifying", proposal=False)
-    await attempt(store, account, session.id,
-                  lambda uow, s: fixes.store_proposal(uow, s, str(fix_id), proposed, "the AI thinks so"))
-    v0 = await version(db, session.id)
-    _, result = await attempt(store, account, session.id, lambda uow, s: fixes.confirm_proposal(uow, s, fix_id))
-    row = await fix_row(db, fix_id)
-    assert (row["status"], row["ai_outcome_proposal"]) == (status.value, None)
-    assert await version(db, session.id) == v0 + 1
+    for proposed, status in (("success", F.APPLIED_SUCCESS), ("failure", F.APPLIED_FAILED)):
+        fix_id = await add_fix(store, account, session.id, "verifying", proposal=False)
+        await attempt(store, account, session.id,
+                      lambda uow, s: fixes.store_proposal(uow, s, str(fix_id), proposed, "the AI thinks so"))
+        v0 = await version(db, session.id)
+        await attempt(store, account, session.id, lambda uow, s: fixes.confirm_proposal(uow, s, fix_id))
+        row = await fix_row(db, fix_id)
+        assert (row["status"], row["ai_outcome_proposal"]) == (status.value, None), proposed
+        assert await version(db, session.id) == v0 + 1
 
 
 async def test_confirming_a_partial_proposal_needs_notes(store, db):

@@ -186,3 +186,36 @@ async def test_without_a_secret_key_the_psa_cannot_be_connected(db, database_url
         reply = await h.copilot.action(admin(), "psa_connect", {}, fields=form_fields(cw, PRIVATE_KEY))
         assert reply.error is not None and "FLOWPILOT_SECRET_KEY" in str(reply.error)
         assert await connections(db) == []
+
+
+async def test_new_keys_for_the_same_company_keep_open_sessions_posting(db, database_url):
+    key = generate_key()
+    async with FakeConnectWise(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY) as cw:
+        cw.add_status(RESOLVED_ID, "Resolved")
+        cw.add_ticket(TICKET, "Front desk printer offline")
+        settings = make_settings(FLOWPILOT_SECRET_KEY=key, CW_CLIENT_ID=cw.client_id, FLOWPILOT_ADMINS=ADMIN)
+        async with running(database_url, settings=settings) as h:
+            h.fake_ai.responder = lambda body: NOTE if "resolution note" in str(body.get("system")) else "Okay."
+            await h.copilot.action(admin(), "psa_connect", {}, fields=form_fields(
+                cw, PRIVATE_KEY, resolved_status_id=str(RESOLVED_ID)))
+            await h.console.wait_for(lambda: [t for t in h.console.texts() if t.startswith("ConnectWise is connected")])
+            first = await connections(db)
+            started = await h.copilot.command(console_inbound(), f"new Printer down #{TICKET}")
+            sid = started.session_id
+            await h.console.wait_for(lambda: [v for v in h.console.views("lane") if v.session_id == sid])
+
+            cw.private_key = "privKey-rotated-77Qa"  # the MSP rotates the API member's keys in ConnectWise
+            await h.copilot.action(admin(), "psa_connect", {}, fields=form_fields(cw, cw.private_key))
+            await h.console.wait_for(
+                lambda: [t for t in h.console.texts() if t.startswith("ConnectWise credentials updated")])
+            rows = await connections(db)
+            assert [r["id"] for r in rows] == [first[0]["id"]] and rows[0]["is_active"] is True
+            assert SecretBox(key).decrypt_json(rows[0]["credentials_encrypted"])["private_key"] == cw.private_key
+
+            await h.copilot.action(console_inbound(), "resolve", {"session_id": sid})
+            preview = await h.console.wait_for(lambda: [v for v in h.console.views("preview") if v.session_id == sid])
+            confirm = next(b for b in preview[-1].buttons if b.action == "preview_confirm")
+            assert (await h.copilot.action(console_inbound(), "preview_confirm", dict(confirm.value))).ok
+            await h.console.wait_for(
+                lambda: [t for t in h.console.texts() if t == f"Posted to CW #{TICKET} · status verified: Resolved"])
+            assert len(cw.calls_to("POST", f"/service/tickets/{TICKET}/notes")) == 1

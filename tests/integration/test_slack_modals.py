@@ -66,3 +66,22 @@ async def test_a_stale_click_is_answered_ephemerally(bot) -> None:
     await bot.click(fix, "fix_worked")  # the old card's button, clicked again
     refusal = await bot.fake.wait_for(lambda: [e for e in bot.fake.ephemerals("U0ENGINEER") if "terminal" in e["text"]])
     assert refusal[0]["text"].startswith(":warning:")
+
+
+async def test_a_form_from_a_command_opens_as_a_modal_and_field_errors_land_on_their_field(db, database_url) -> None:
+    from storage.secrets import generate_key
+    from tests.fakes.slack_signing import FORM_CONTENT_TYPE, view_submission_body
+
+    async with slack_bot(database_url, FLOWPILOT_ADMINS="U0ENGINEER", FLOWPILOT_SECRET_KEY=generate_key()) as bot:
+        assert (await bot.command("psa connect")).status == 200
+        form = (await bot.fake.wait_for(lambda: bot.fake.views_opened))[0]
+        assert form["callback_id"] == "fp:form" and form["title"]["text"] == "Connect ConnectWise"
+        block_ids = [b["block_id"] for b in form["blocks"] if b["type"] == "input"]
+        assert block_ids[:4] == ["f:site_url", "f:company_id", "f:public_key", "f:private_key"]
+
+        values = {bid: {"value": {"type": "plain_text_input", "value": ""}} for bid in block_ids}
+        values["f:site_url"]["value"]["value"] = "https://cw.example.com"
+        body = view_submission_body(callback_id="fp:form", view_id=form["id"], values=values,
+                                    private_metadata=form["private_metadata"])
+        refused = json.loads(await (await bot.post_signed(body, FORM_CONTENT_TYPE)).text())
+        assert refused == {"response_action": "errors", "errors": {"f:company_id": "Company id is required."}}

@@ -54,3 +54,19 @@ async def test_a_signed_command_for_help_answers_the_user_ephemerally(bot) -> No
     assert "FlowPilot commands" in ephemeral[0]["text"]
     assert "&lt;problem&gt;" in ephemeral[0]["text"]  # escaped, so Slack shows the placeholder
     assert not bot.fake.messages()
+
+
+async def test_edits_bot_messages_and_top_level_chatter_are_acknowledged_and_ignored(bot) -> None:
+    from tests.fakes.slack_signing import DEFAULT_BOT_ID
+
+    edited = {**message_event(text="edited", thread_ts="1690000000.000100"), "subtype": "message_changed"}
+    own = {**message_event(text="a card", thread_ts="1690000000.000100"), "bot_id": DEFAULT_BOT_ID,
+           "user": "U0FPBOT01"}
+    other_bot = {**message_event(text="beep", thread_ts="1690000000.000100"), "bot_id": "B0OTHER01"}
+    top_level = message_event(text="lunch?")
+    for event in (edited, own, other_bot, top_level):
+        assert (await bot.event(event)).status == 200
+    # the one real thread reply after them is the only thing that reaches the core
+    await bot.event(message_event(text="a reply", thread_ts="1690000000.000100"))
+    calls = await bot.copilot.wait_calls(1)
+    assert [(kind, reply.ignored) for kind, _, reply in calls] == [("message", True)]

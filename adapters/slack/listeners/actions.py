@@ -1,7 +1,8 @@
 """Button clicks (`fp:<action>:<n>`). Ack first. A button that needs text opens its modal right
 away (the trigger_id is good for 3 seconds); any other click goes to copilot.action at once and
-the person gets the reply's text or error ephemerally. Cards themselves are re-rendered by the
-core through the outbox (chat.update), never here."""
+the person gets the reply's text or error ephemerally. Cards are re-rendered by the core through
+the outbox (chat.update); the one exception is a refused click that comes back with the card as it
+stands now, since a refusal writes no outbox row."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +11,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from adapters.slack.blocks import render
 from adapters.slack.deps import SlackDeps
 from adapters.slack.listeners.failures import report_crash
 from adapters.slack.modals import input_modal
@@ -28,6 +30,20 @@ def click_location(body: dict[str, Any]) -> tuple[str, str | None]:
     channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
     thread = container.get("thread_ts") or message.get("thread_ts") or container.get("message_ts") or message.get("ts")
     return str(channel), thread
+
+
+async def refresh_clicked(deps: SlackDeps, token: str, body: dict[str, Any], card: Any) -> None:
+    """A refused click rolls back, so no outbox edit follows; when the core hands back the card as
+    it stands now (e.g. a stale Pick up), show it where it was clicked. Best effort."""
+    container = body.get("container") or {}
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    if container.get("is_ephemeral") or not channel or not ts:
+        return
+    try:
+        rendered = render(card)
+        await deps.client.chat_update(token=token, channel=channel, ts=ts, text=rendered.text, blocks=rendered.blocks)
+    except Exception as exc:
+        log.info("slack: could not refresh the clicked card", extra={"error": f"{type(exc).__name__}: {exc}"})
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -63,6 +79,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             target = deps.target(inbound, token, response_url=body.get("response_url"), trigger_id=trigger_id)
             reply = await deps.copilot.action(inbound, click.action, click.value)
             await deps.responder.show(reply, target)
+            if reply.error is not None and reply.card is not None:
+                await refresh_clicked(deps, token, body, reply.card)
         except Exception:
             await report_crash(deps.responder, target, "button click")
 
