@@ -40,7 +40,10 @@ async def metrics_view(_request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, components: Components | None = None, run_migrations: bool = True) -> web.Application:
-    app = web.Application(client_max_size=2 * 1024 * 1024)
+    from bot.observability import install_log_context, observe
+
+    install_log_context()
+    app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=[observe])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

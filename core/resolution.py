@@ -61,10 +61,19 @@ async def start_resolve(uow: UnitOfWork, session: Session, actor: Person) -> str
     return note + "Drafting the resolution note…"
 
 
+async def _reusable(uow: UnitOfWork, session: Session, kind: str, cached: dict[str, Any] | None) -> bool:
+    """A cached draft is shown again unless it was the no-AI fallback (then the model gets another
+    try), except when that draft is already on the ticket: it must stay what was posted."""
+    if cached is None:
+        return False
+    return not cached["fallback"] or await uow.psa.logged(session.id, kind, session.state_version) is not None
+
+
 async def request_preview(uow: UnitOfWork, session: Session, kind: str) -> None:
     cached = await uow.previews.get(kind, session.id, session.state_version)
-    if cached is not None and not cached["fallback"]:
-        await _publish_preview(uow, session, kind, cached["markdown"], cached["target_ticket_ref"], False)
+    if await _reusable(uow, session, kind, cached):
+        await _publish_preview(uow, session, kind, cached["markdown"], cached["target_ticket_ref"],
+                               cached["fallback"])
         return
     await cards.post_text(uow, session, "Drafting…", kind="working", card_key=preview_card_key(session.id, kind))
     await uow.enqueue(PREVIEW_JOB, {"session_id": str(session.id), "kind": kind},
@@ -134,8 +143,8 @@ async def run_preview(ctx: JobContext, llm: LanguageModel) -> None:
         version = session.state_version
         cached = await uow.previews.get(kind, sid, version)
         ticket_ref = f"CW #{session.psa_ticket_id}" if session.psa_ticket_id else None
-        if cached is not None and not cached["fallback"]:
-            await _publish_preview(uow, session, kind, cached["markdown"], ticket_ref, False)
+        if await _reusable(uow, session, kind, cached):
+            await _publish_preview(uow, session, kind, cached["markdown"], ticket_ref, cached["fallback"])
             await ctx.complete(uow)
             return
         bundle, fallback, _, _ = await build_artifact(uow, session, kind)

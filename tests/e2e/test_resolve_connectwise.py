@@ -314,6 +314,29 @@ async def test_resolve_works_with_no_model_key_configured(db, database_url):
         assert h.fake_ai.requests == []
 
 
+async def test_a_posted_no_ai_draft_is_kept_when_resolve_is_pressed_again(db, database_url):
+    async with flowpilot_with_cw(database_url) as (h, cw, model):
+        sid = await start(h, f"new Printer down #{TICKET}")
+        h.fake_ai.down()
+        cw.ignore_status_changes = True
+        _, preview = await resolve_preview(h, sid)
+        assert preview.fallback_label is not None
+        await confirm(h, preview)
+        await wait_text(h, lambda t: "did NOT change" in t)
+
+        # the model is back, but the note on the ticket is the no-AI one: it is not redrafted
+        h.fake_ai.up()
+        cw.ignore_status_changes = False
+        _, again = await resolve_preview(h, sid)
+        assert again.markdown == preview.markdown and model.calls("resolution_note") != []
+        calls = len(model.calls("resolution_note"))
+        await confirm(h, again)
+        await wait_text(h, lambda t: t == f"Posted to CW #{TICKET} · status verified: Resolved")
+        assert len(model.calls("resolution_note")) == calls
+        assert [n["text"] for n in posted_notes(cw)] == [preview.markdown]
+        assert (await load_session(h, sid)).resolution_note_markdown == preview.markdown
+
+
 # ----------------------------------------------------------------------------- 7
 FIX_REPLY = """Restart the spooler and clear the queue.
 [SUGGEST_FIX]

@@ -48,7 +48,7 @@ async def escalate_with_senior_channels(h, console: ConsoleSender) -> tuple[str,
         person = await identify(uow, Platform.CONSOLE, "console-ws", "U-sen", "Sam Senior")
         await uow.people.set_role(person.id, Role.SENIOR)
     started = await h.copilot.command(console_inbound(), "new Printer queue stuck")
-    await console.wait_for(lambda: console.views("header"))
+    await console.wait_for(lambda: console.views("lane"))  # the turn ran: the thread is bound
     escalated = await h.copilot.command(console_inbound(thread=console.order[0]), "escalate <@U-sen> still stuck")
     assert escalated.ok, escalated.error
     return started.session_id, escalated.extra["handoff_id"]

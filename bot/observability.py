@@ -1,0 +1,71 @@
+"""Request ids in every log line of a request, and ack-latency histograms per platform and kind."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from contextvars import ContextVar
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from bot import metrics
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+_PLATFORM_PATHS = {"/slack/events": "slack", "/api/messages": "teams"}
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = request_id_var.get()
+        if rid and not hasattr(record, "request_id"):
+            record.request_id = rid
+        return True
+
+
+def install_log_context() -> None:
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())
+
+
+async def _kind(request: web.Request, platform: str) -> str:
+    """What kind of inbound this is, from the (cached) body, without disturbing verification."""
+    try:
+        body = await request.read()
+        if platform == "teams":
+            return str(json.loads(body or b"{}").get("type") or "unknown")
+        if request.content_type == "application/json":
+            return "event"
+        form = parse_qs(body.decode("utf-8", "replace"))
+        if "payload" in form:
+            payload = json.loads(form["payload"][0])
+            return str(payload.get("type") or "interaction")
+        return "command" if "command" in form else "unknown"
+    except Exception:
+        return "malformed"
+
+
+@web.middleware
+async def observe(request: web.Request, handler):
+    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    token = request_id_var.set(rid)
+    platform = _PLATFORM_PATHS.get(request.path)
+    started = time.perf_counter()
+    kind = await _kind(request, platform) if platform and request.method == "POST" else None
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers.setdefault("X-Request-Id", rid)
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if platform and kind:
+            metrics.ACK_LATENCY.labels(platform, kind).observe(time.perf_counter() - started)
+            metrics.INBOUND.labels(platform, kind, str(status)).inc()
+        request_id_var.reset(token)
