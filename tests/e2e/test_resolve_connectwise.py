@@ -327,9 +327,9 @@ async def test_a_posted_no_ai_draft_is_kept_when_resolve_is_pressed_again(db, da
         # the model is back, but the note on the ticket is the no-AI one: it is not redrafted
         h.fake_ai.up()
         cw.ignore_status_changes = False
-        _, again = await resolve_preview(h, sid)
-        assert again.markdown == preview.markdown and model.calls("resolution_note") != []
         calls = len(model.calls("resolution_note"))
+        _, again = await resolve_preview(h, sid)
+        assert again.markdown == preview.markdown and again.fallback_label == preview.fallback_label
         await confirm(h, again)
         await wait_text(h, lambda t: t == f"Posted to CW #{TICKET} · status verified: Resolved")
         assert len(model.calls("resolution_note")) == calls

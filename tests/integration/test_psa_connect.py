@@ -219,3 +219,36 @@ async def test_new_keys_for_the_same_company_keep_open_sessions_posting(db, data
             await h.console.wait_for(
                 lambda: [t for t in h.console.texts() if t == f"Posted to CW #{TICKET} · status verified: Resolved"])
             assert len(cw.calls_to("POST", f"/service/tickets/{TICKET}/notes")) == 1
+
+
+async def test_env_configured_credentials_stay_out_of_logs_and_tables_even_on_failures(db, database_url, caplog):
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
+    key = generate_key()
+    async with FakeConnectWise(public_key=PUBLIC_KEY, private_key=PRIVATE_KEY) as cw:
+        cw.add_status(RESOLVED_ID, "Resolved")
+        cw.add_ticket(TICKET, "Front desk printer offline")
+        settings = make_settings(FLOWPILOT_SECRET_KEY=key, CW_CLIENT_ID=cw.client_id, CW_SITE_URL=cw.url,
+                                 CW_COMPANY_ID=cw.company_id, CW_PUBLIC_KEY=PUBLIC_KEY, CW_PRIVATE_KEY=PRIVATE_KEY,
+                                 CW_RESOLVED_STATUS_ID=RESOLVED_ID, FLOWPILOT_JOB_MAX_ATTEMPTS=2)
+        assert secrets_in(repr(settings)) == []
+        async with running(database_url, settings=settings) as h:
+            h.fake_ai.responder = lambda body: NOTE if "resolution note" in str(body.get("system")) else "Okay."
+            started = await h.copilot.command(console_inbound(), f"new Printer down #{TICKET}")
+            sid = started.session_id
+            await h.console.wait_for(lambda: [v for v in h.console.views("lane") if v.session_id == sid])
+            cw.private_key = WRONG_PRIVATE_KEY  # ConnectWise now refuses the stored keys: errors get logged
+            await h.copilot.action(console_inbound(), "resolve", {"session_id": sid})
+            preview = await h.console.wait_for(lambda: [v for v in h.console.views("preview") if v.session_id == sid])
+            confirm = next(b for b in preview[-1].buttons if b.action == "preview_confirm")
+            assert (await h.copilot.action(console_inbound(), "preview_confirm", dict(confirm.value))).ok
+            refused = await h.console.wait_for(
+                lambda: [t for t in h.console.texts() if t.startswith(f"⚠️ Could not post to CW #{TICKET}")])
+            assert "rejected the credentials (HTTP 401)" in refused[0]
+    assert secrets_in(await all_rows_as_text(db)) == []
+    stored = (await connections(db))[0]["credentials_encrypted"]
+    assert SecretBox(key).decrypt_json(stored)["private_key"] == PRIVATE_KEY
+    assert any(record.levelno >= logging.WARNING and record.name == "bot.workers" for record in caplog.records)
+    formatter = logging.Formatter()
+    for record in caplog.records:
+        assert secrets_in(formatter.format(record) + repr(vars(record))) == [], (record.name, record.getMessage())
