@@ -48,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from bot.wiring import resolve_database_url
+    from bot.database import resolve_database_url
     from storage import migrate
 
     settings = _settings()
@@ -64,7 +64,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_url(_args: argparse.Namespace) -> int:
-    from bot.wiring import resolve_database_url
+    from bot.database import resolve_database_url
     from storage.db import normalise_url
 
     settings = _settings()

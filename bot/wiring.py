@@ -17,17 +17,10 @@ from core import flows, handoffs, resolution, turns, updates
 from core.copilot import Copilot
 from core.ports import ChannelSender
 from storage.db import Database, redact_url
-from storage.embedded import ensure_embedded
+from bot.database import resolve_database_url  # noqa: F401  (re-exported for callers)
 from storage.uow import Store
 
 log = logging.getLogger(__name__)
-
-
-def resolve_database_url(settings: Settings) -> str:
-    configured = settings.database_url.get_secret_value().strip() if settings.database_url else ""
-    if configured:
-        return configured
-    return ensure_embedded(settings.data_dir)
 
 
 @dataclass

@@ -168,6 +168,11 @@ class Runtime:
             async with self.store.db.no_tenant() as conn:
                 status = await jobq.fail(conn, job, f"{type(exc).__name__}: {exc}", retry=retry,
                                          base=self.backoff_base, cap=self.backoff_cap, retry_after=retry_after)
+            if status in ("done", "lost"):  # finished elsewhere, or taken over: nothing to record
+                metrics.JOBS.labels(job.kind, status).inc()
+                log.warning("job error after it was finished or taken over", extra={**extra, "status": status,
+                                                                                  "error": repr(exc)})
+                return
             metrics.JOBS.labels(job.kind, "retry" if status == "pending" else "failed").inc()
             level = logging.WARNING if status == "pending" else logging.ERROR
             if isinstance(exc, ModelNotConfigured):

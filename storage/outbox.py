@@ -93,14 +93,15 @@ async def mark_failed_attempt(conn: AsyncConnection, row: OutboxRow, error: str,
                               permanent: bool, base: float, cap: float, retry_after: float | None) -> str:
     if permanent or row.attempts >= max_attempts:
         await conn.execute(
-            text("UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = :e WHERE id = :id"),
+            text("UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = :e "
+                 "WHERE id = :id AND status = 'sending'"),
             dict(id=row.id, e=error[:2000]),
         )
         return "failed"
     delay = backoff_seconds(row.attempts, base, cap, retry_after)
     await conn.execute(
         text("UPDATE outbox SET status = 'pending', lease_until = NULL, last_error = :e, "
-             "next_attempt_at = now() + make_interval(secs => :d) WHERE id = :id"),
+             "next_attempt_at = now() + make_interval(secs => :d) WHERE id = :id AND status = 'sending'"),
         dict(id=row.id, e=error[:2000], d=delay),
     )
     return "pending"

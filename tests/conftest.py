@@ -2,7 +2,7 @@
 
 `TEST_DATABASE_URL` when set (its database name must contain "test"), otherwise an embedded
 server from the pgserver wheel in a temp directory with a fresh `flowpilot_test` database.
-Each test starts from empty tables (TRUNCATE), so tests can use many connections and workers."""
+Each test starts from empty tables (DELETE, children first: much faster than TRUNCATE), so tests can use many connections and workers."""
 from __future__ import annotations
 
 import asyncio
@@ -69,7 +69,8 @@ TABLES = ", ".join(t.name for t in metadata.sorted_tables)
 @pytest.fixture
 async def db(database: Database) -> Database:
     async with database.admin.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(text(f"DELETE FROM {table.name}"))
     return database
 
 

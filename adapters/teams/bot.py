@@ -148,9 +148,11 @@ class FlowPilotTeamsBot(ActivityHandler):
         card_id = activity.get("replyToId")
         work: list[Callable[[], Awaitable[Any]]] = []
         card = outcome.card
-        if card is not None and getattr(card, "type", None) == clicked.kind and card_id:
+        in_place = getattr(card, "type", None) == clicked.kind or (clicked.kind == "form" and card is not None
+                                                                    and card.type == "text")
+        if card is not None and in_place and card_id:
             work.append(lambda: self._ops.update_activity(reference, card_id, message_activity(card)))
-        elif card is not None:  # a form, or a card for a finished form: a new message
+        elif card is not None:  # a form opened by this click: a new message, the clicked card stays
             work.append(lambda: self._ops.reply_in_conversation(reference, message_activity(card)))
         if outcome.text and (outcome.error or card is None):
             notice = TextView(kind="error" if outcome.error else "notice", text=outcome.text)

@@ -15,11 +15,13 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import text
 
+from adapters.teams.inbound import inbound_of
 from adapters.teams.payloads import INVOKE_CARD, INVOKE_MESSAGE
 from bot.app import create_app
 from bot.wiring import build
 from core.commands import COMMANDS, parse_command
 from core.errors import DeliveryFailed
+from core.turns import TURN_JOB
 from core.views import TextView
 from manifest.build import TEAMS_COMMAND_MENUS, TEAMS_COMMANDS
 from tests.fakes.teams import (
@@ -353,7 +355,7 @@ async def test_the_same_activity_delivered_twice_has_one_effect(world):
     await world.wait_posted(lambda p: p.summary.startswith("What we know"))
     await world.wait_posted(lambda p: p.summary.startswith("Suggested fix"))
     assert await world.sql("SELECT count(*) FROM ai_sessions") == 1
-    assert await world.sql("SELECT count(*) FROM jobs WHERE kind = 'chat_turn' OR kind LIKE '%turn%'") == 1
+    assert await world.sql("SELECT count(*) FROM jobs WHERE kind = :k", k=TURN_JOB) == 1
     assert len(world.posted(lambda p: p.kind == "create")) == 1
     assert len(world.h.fake_ai.requests) == 1
 
@@ -513,3 +515,54 @@ async def test_delivery_failures_tell_the_outbox_whether_to_retry(world):
     assert (blocked.value.permanent, blocked.value.status) == (True, 403)
     assert (throttled.value.permanent, throttled.value.retry_after, throttled.value.status) == (False, 120, 429)
     assert unknown.value.permanent and "no conversation reference" in str(unknown.value)
+
+
+async def test_editing_a_message_that_is_gone_is_a_permanent_failure(world):
+    await world.post(world.message("help"))
+    [help_reply] = await world.wait_posted(lambda p: "FlowPilot commands" in p.text)
+    ref = {"channel_id": world.channel, "thread_id": help_reply.conversation_id, "activity_id": "1699999999999",
+           "conversation_id": help_reply.conversation_id, "service_url": world.connector.service_url}
+
+    with pytest.raises(DeliveryFailed) as gone:
+        await world.sender.update(ref, TextView(text="x"))
+
+    assert (gone.value.permanent, gone.value.status) == (True, 404)
+
+
+# --------------------------------------------------------------------------- where a message comes from
+def _activity(**changes: Any) -> dict:
+    base = teams_channel_message(service_url="https://smba.example/amer/", app_id=APP_ID, tenant_id=TENANT_ID,
+                                 text="x", channel_id="19:chan@thread.tacv2", message_id="1700000000500")
+    base.update(changes)
+    return base
+
+
+def test_a_channel_post_is_its_own_thread_and_a_reply_joins_its_root():
+    root_post = _activity(conversation={"conversationType": "channel", "tenantId": TENANT_ID,
+                                        "id": "19:chan@thread.tacv2"})
+    reply = _activity(conversation={"conversationType": "channel", "tenantId": TENANT_ID,
+                                    "id": "19:chan@thread.tacv2;messageid=1700000000001"})
+
+    posted, replied = inbound_of(root_post), inbound_of(reply)
+
+    assert (posted.where.channel_id, posted.where.thread_id) == (
+        "19:chan@thread.tacv2", "19:chan@thread.tacv2;messageid=1700000000500")
+    assert (replied.where.channel_id, replied.where.thread_id) == (
+        "19:chan@thread.tacv2", "19:chan@thread.tacv2;messageid=1700000000001")
+    assert (posted.actor.user_id, posted.actor.display_name, posted.event_id) == (
+        ADA_AAD, "Ada Engineer", "1700000000500")
+    assert posted.actor.workspace_id == posted.where.workspace_id == TENANT_ID
+
+
+def test_a_chat_is_one_thread():
+    for kind, chat_id in (("personal", "a:1chat"), ("groupChat", "19:group@thread.v2")):
+        chat = _activity(conversation={"conversationType": kind, "tenantId": TENANT_ID, "id": chat_id},
+                         channelData={"tenant": {"id": TENANT_ID}})
+        where = inbound_of(chat).where
+        assert (where.channel_id, where.thread_id) == (chat_id, chat_id)
+
+
+def test_a_person_without_an_entra_id_is_their_channel_account():
+    activity = _activity(**{"from": {"id": "29:guest", "name": "Guest"}})
+    assert inbound_of(activity).actor.user_id == "29:guest"
+    assert inbound_of(_activity(channelData={}, conversation={"id": "19:x@thread.tacv2"})) is None  # no tenant
