@@ -8,8 +8,10 @@ leaves the database) and the exported series carry no account label.
 
 Deployment: DATABASE_URL must be the schema-owner role (it runs the migrations and backs the admin
 engine; in the embedded and test Postgres it is a superuser). Tenant tables use FORCE ROW LEVEL
-SECURITY, which binds the owner too, so for these aggregates to see any tenant's rows that role
-also needs BYPASSRLS. Without it the refresh reads zero rows and logs a warning once.
+SECURITY, which binds the owner too: an owner without BYPASSRLS (as docs/deploy.md sets it up)
+reads zero rows here, the gauges read NaN and the refresh logs a warning once. Letting the owner
+see `session_handoffs` (BYPASSRLS, or a SELECT-only policy for the owner on that one table added
+by a migration) makes the figures fleet-wide.
 
 Every replica exports the same fleet-wide values: aggregate across replicas with max(), not
 sum(). The funnel counters follow the database totals: each refresh adds the growth since this

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import uuid
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,16 +23,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.console.sender import ConsoleSender
 from bot import metrics
 from bot.app import metrics_view
+from bot.escalation_metrics import EscalationMetrics
 from core.commands import Actor, Inbound, Where
 from core.errors import Forbidden, InvalidInput
 from core.handoffs import NO_ROUTE_NOTE
 from core.identity import identify
 from core.model import Person, Platform, Role, Session
 from core.prompts.artifacts import ESCALATION_SUMMARY_PROMPT
+from storage.db import Database
 from tests.harness import console_inbound, running
 from tests.harness import test_settings as settings_with
 
@@ -571,3 +576,29 @@ async def test_metrics_endpoint_exports_fleet_wide_times_and_the_funnel(db, data
                 await asyncio.sleep(0.1)
 
         await asyncio.wait_for(scrape_until_refreshed(), timeout=10)
+
+
+async def test_metrics_read_nothing_and_warn_when_the_database_role_is_bound_by_rls(db, store, caplog):
+    """What an operator sees when DATABASE_URL's role is subject to FORCE ROW LEVEL SECURITY (an
+    owner without BYPASSRLS): a warning and empty figures, never another tenant's numbers."""
+    probe = "flowpilot_rls_bound_probe"
+    async with db.admin.begin() as conn:
+        await conn.execute(text(f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{probe}') "
+                                f"THEN CREATE ROLE {probe} NOLOGIN NOSUPERUSER NOBYPASSRLS; END IF; END $$"))
+        await conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {probe}"))
+        await conn.execute(text(f"GRANT SELECT ON session_handoffs TO {probe}"))
+    await seed_metrics(SimpleNamespace(store=store))
+    admin_as_probe = create_async_engine(db.url, connect_args={"server_settings": {"role": probe}})
+    try:
+        refresher = EscalationMetrics(Database(url=db.url, app=db.app, admin=admin_as_probe))
+        with caplog.at_level(logging.WARNING, logger="bot.escalation_metrics"):
+            await refresher.refresh()
+        assert "neither SUPERUSER nor BYPASSRLS" in caplog.text
+        claim_p50 = metrics.REGISTRY.get_sample_value("flowpilot_escalation_time_to_claim_seconds",
+                                                      {"quantile": "p50", "window": "7d"})
+        assert math.isnan(claim_p50)
+    finally:
+        await admin_as_probe.dispose()
+        async with db.admin.begin() as conn:
+            await conn.execute(text(f"REVOKE SELECT ON session_handoffs FROM {probe}"))
+            await conn.execute(text(f"REVOKE USAGE ON SCHEMA public FROM {probe}"))
