@@ -86,6 +86,9 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
     try:
         if args.platform == "slack":
+            if not args.url and not args.socket_mode:  # name the flags, not the library's parameter
+                raise ValueError("pass --url with the bot's public base URL (e.g. --url https://bot.example.com), "
+                                 "or --socket-mode when Slack connects over Socket Mode")
             print(build.render_slack_manifest(args.url, socket_mode=args.socket_mode), end="")
         else:
             out = build.build_teams_package(args.app_id, args.domain, args.out, version=args.version)

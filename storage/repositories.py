@@ -133,12 +133,16 @@ class SessionRepo(_Repo):
         ).scalar_one()
 
     async def bind_thread(self, session_id: uuid.UUID, thread: ChatThread) -> bool:
-        res = await self.conn.execute(
-            pg_insert(t.chat_threads)
-            .values(session_id=session_id, account_id=self.account_id, platform=thread.platform.value,
-                    workspace_id=thread.workspace_id, channel_id=thread.channel_id, thread_id=thread.thread_id)
-            .on_conflict_do_nothing()
-        )
+        """Bind a thread to a session. In conversations without threads (a Teams personal chat)
+        a newer session takes the conversation over: the newest session is the one you talk to."""
+        stmt = pg_insert(t.chat_threads).values(
+            session_id=session_id, account_id=self.account_id, platform=thread.platform.value,
+            workspace_id=thread.workspace_id, channel_id=thread.channel_id, thread_id=thread.thread_id)
+        res = await self.conn.execute(stmt.on_conflict_do_update(
+            index_elements=["platform", "workspace_id", "channel_id", "thread_id"],
+            set_={"session_id": stmt.excluded.session_id},
+            where=t.chat_threads.c.session_id != stmt.excluded.session_id,
+        ))
         return bool(res.rowcount)
 
     async def by_thread(self, thread: ChatThread) -> Session | None:
