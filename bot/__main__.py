@@ -78,7 +78,11 @@ def cmd_try(args: argparse.Namespace) -> int:
 
     settings = _settings()
     logs.configure(args.log_level or "WARNING", "text")
-    return asyncio.run(run_console(settings, name=args.name))
+    try:
+        return asyncio.run(run_console(settings, name=args.name))
+    except KeyboardInterrupt:  # Ctrl-C is how people leave a terminal program: no traceback
+        print(file=sys.stderr)
+        return 130
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:

@@ -5,21 +5,18 @@ import logging
 
 from aiohttp import web
 
-from bot import metrics
 from bot.wiring import Components
 
 log = logging.getLogger(__name__)
 
-
-def _observe_slack(kind: str, seconds: float, status: int) -> None:
-    metrics.ACK_LATENCY.labels("slack", kind).observe(seconds)
-    metrics.INBOUND.labels("slack", kind, "ok" if status < 400 else str(status)).inc()
+CHANNELS = web.AppKey("channels", list)
 
 
 async def _mount_slack(app: web.Application, comps: Components, mounted: list) -> None:
     from adapters.slack.mount import mount_slack
 
-    if await mount_slack(app, comps, observe=_observe_slack) is not None:
+    # No `observe`: bot/observability.py's middleware records the ack metrics of every channel once.
+    if await mount_slack(app, comps) is not None:
         mounted.append("slack")
 
 
@@ -32,7 +29,7 @@ async def _mount_teams(app: web.Application, comps: Components, mounted: list) -
 
 async def mount_channels(app: web.Application, comps: Components) -> None:
     mounted = []
-    app["flowpilot.channels"] = mounted
+    app[CHANNELS] = mounted
     await _mount_slack(app, comps, mounted)
     await _mount_teams(app, comps, mounted)
     if not mounted:

@@ -37,8 +37,11 @@ async def _kind(request: web.Request, platform: str) -> str:
         body = await request.read()
         if platform == "teams":
             return str(json.loads(body or b"{}").get("type") or "unknown")
-        if request.content_type == "application/json":
-            return "event"
+        if request.content_type == "application/json":  # Events API: same kinds as adapters/slack/mount.py
+            payload = json.loads(body or b"{}")
+            if payload.get("type") == "event_callback":
+                return "event:" + str((payload.get("event") or {}).get("type") or "unknown")
+            return str(payload.get("type") or "event")
         form = parse_qs(body.decode("utf-8", "replace"))
         if "payload" in form:
             payload = json.loads(form["payload"][0])
@@ -50,7 +53,7 @@ async def _kind(request: web.Request, platform: str) -> str:
 
 @web.middleware
 async def observe(request: web.Request, handler):
-    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]  # a caller's id, bounded
     token = request_id_var.set(rid)
     platform = _PLATFORM_PATHS.get(request.path)
     started = time.perf_counter()
@@ -66,6 +69,8 @@ async def observe(request: web.Request, handler):
         raise
     finally:
         if platform and kind:
+            if status in (401, 403):  # the kind came from an unverified body: keep label values bounded
+                kind = "unauthenticated"
             metrics.ACK_LATENCY.labels(platform, kind).observe(time.perf_counter() - started)
             metrics.INBOUND.labels(platform, kind, str(status)).inc()
         request_id_var.reset(token)

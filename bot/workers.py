@@ -21,7 +21,7 @@ from storage import outbox as obx
 from storage.notify import Notifier
 from storage.uow import SqlUnitOfWork, Store
 
-from bot import metrics
+from bot import logs, metrics
 from bot.scheduler import Periodic, Ticker
 
 log = logging.getLogger(__name__)
@@ -142,14 +142,28 @@ class Runtime:
                 await self._wait(jobq.JOBS_CHANNEL)
                 continue
             for job in claimed:
-                await self.run_job(job)
+                try:
+                    await self.run_job(job)
+                except Exception as exc:
+                    # The database went away while the outcome was being recorded: the lease
+                    # expires and the job runs again. The loop must outlive the outage.
+                    log.warning("job outcome not recorded", extra={"job_id": job.id, "error": repr(exc)})
+                    await self._wait(jobq.JOBS_CHANNEL)
 
     async def run_job(self, job: jobq.Job) -> None:
+        # Every line logged while the job runs (the core's included) names the job and what it works on.
+        payload = job.payload if isinstance(job.payload, dict) else {}
+        with logs.context(job_id=job.id, job_kind=job.kind, session_id=payload.get("session_id"),
+                          handoff_id=payload.get("handoff_id")):
+            await self._run_job(job)
+
+    async def _run_job(self, job: jobq.Job) -> None:
         handler = self.handlers[job.kind]
         ctx = Ctx(self.store, job)
         extra = {"job_id": job.id, "job_kind": job.kind, "attempt": job.attempts}
         try:
-            await handler.run(ctx)
+            async with self._keep_lease(lambda conn: jobq.extend_lease(conn, job, self.lease_s)):
+                await handler.run(ctx)
             if not ctx.completed:
                 async with self.store.db.no_tenant() as conn:
                     await jobq.complete_in(conn, job)
@@ -185,6 +199,30 @@ class Runtime:
                 except Exception:
                     log.exception("job give-up hook failed", extra=extra)
 
+    # ------------------------------------------------------------------ leases
+    @asynccontextmanager
+    async def _keep_lease(self, extend: Callable[[Any], Awaitable[bool]]):
+        """Heartbeat for work in progress (a model call, a paced post): extend the lease every
+        third of it, so a live worker keeps its claim however long the work takes and only a
+        dead one's claim expires (then another process takes it over after `lease_s`)."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.lease_s / 3)
+                try:
+                    async with self.store.db.no_tenant() as conn:
+                        if not await extend(conn):
+                            return  # finished or taken over: nothing left to keep
+                except Exception as exc:  # the database is away; the next beat tries again
+                    log.warning("lease heartbeat failed", extra={"error": repr(exc)})
+
+        task = asyncio.create_task(beat(), name="lease-heartbeat")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     # ------------------------------------------------------------------ outbox
     async def _outbox_loop(self) -> None:
         while not self._stopping.is_set():
@@ -197,7 +235,30 @@ class Runtime:
             if not rows:
                 await self._wait(obx.OUTBOX_CHANNEL)
                 continue
-            await asyncio.gather(*(self.deliver(r) for r in rows))
+            outcomes = await asyncio.gather(*(self.deliver(r) for r in rows), return_exceptions=True)
+            for row, outcome in zip(rows, outcomes):
+                if isinstance(outcome, Exception):  # e.g. the database went away: the lease expires, it is retried
+                    log.warning("delivery outcome not recorded", extra={"outbox_id": row.id, "error": repr(outcome)})
+            if any(isinstance(o, Exception) for o in outcomes):
+                await self._wait(obx.OUTBOX_CHANNEL)
+
+    @staticmethod
+    async def _post_once(sender: ChannelSender, row: obx.OutboxRow, dest: dict[str, Any], view: Any) -> dict[str, Any]:
+        """Post, naming the message by the row (delivery_key) where the sender supports it. A
+        retried row may already be on the platform: its earlier attempt can have posted and then
+        died (kill -9, lost answer) before storing the reference. Such a sender looks the key up
+        first (`find_delivered`), so a crash never shows the person the same message twice."""
+        find = getattr(sender, "find_delivered", None)
+        if find is None:
+            return await sender.post(dest, view)
+        key = obx.delivery_key(row)
+        if row.attempts > 1:
+            found = await find(dest, key)
+            if found is not None:
+                log.info("delivery already on the platform; not posting again",
+                         extra={"outbox_id": row.id, "platform": row.platform})
+                return found
+        return await sender.post({**dest, "delivery_key": key}, view)
 
     async def deliver(self, row: obx.OutboxRow) -> None:
         sender = self.senders[row.platform]
@@ -211,10 +272,11 @@ class Runtime:
                     if root is not None:
                         dest["thread_id"] = root.get("thread_id")
                 existing = await uow.refs.get(row.card_key) if row.op == "upsert" and row.card_key else None
-            if existing is not None:
-                ref = await sender.update(existing, view)
-            else:
-                ref = await sender.post(dest, view)
+            async with self._keep_lease(lambda conn: obx.extend_lease(conn, row, self.lease_s)):
+                if existing is not None:
+                    ref = await sender.update(existing, view)
+                else:
+                    ref = await self._post_once(sender, row, dest, view)
             async with self.store.unit(row.account_id) as uow:
                 if row.card_key and ref is not None:
                     await uow.refs.put(row.card_key, row.platform, ref)

@@ -93,13 +93,20 @@ class _Flows:
                      extra={"handoff_id": str(handoff.id)})
 
     async def _target(self, call: Call, reason: str) -> tuple[str, Person | None]:
-        """`escalate <@id> <reason>` names a senior who also gets a DM. Adapters turn a platform
-        mention into `<@external id>` (Slack ids, Teams `29:…` ids, console names alike)."""
+        """`escalate <@id> <reason>` names a senior who also gets a DM: Slack sends `<@U…>`, and
+        any id without spaces is accepted (console names, Teams ids). The Teams adapter replaces
+        `<at>Name</at>` with the bare user id, so a first word that is a known user id here names
+        the senior too (never a new person: a reason's first word is not a mention)."""
         m = re.match(r"^\s*(<@[^\s|>]+(?:\|[^>]*)?>)\s*(.*)$", reason or "", re.S)
-        if not m:
-            return reason, None
-        person = await self.copilot._resolve_person(call, m.group(1))
-        return m.group(2), person
+        if m:
+            return m.group(2), await self.copilot._resolve_person(call, m.group(1))
+        bare = re.match(r"^\s*(\S+)\s*(.*)$", reason or "", re.S)
+        if bare:
+            actor = call.inbound.actor
+            person = await call.uow.people.by_identity(actor.platform.value, actor.workspace_id, bare.group(1))
+            if person is not None:
+                return bare.group(2), person
+        return reason, None
 
     async def act_escalate(self, call: Call) -> Reply:
         return await self._escalate(call, await call.session(), call.text or "")

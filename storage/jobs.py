@@ -114,6 +114,19 @@ async def complete_in(conn: AsyncConnection, job: Job) -> None:
         raise LeaseLost(f"job {job.id} is no longer leased by {job.locked_by}")
 
 
+async def extend_lease(conn: AsyncConnection, job: Job, lease_s: float) -> bool:
+    """Heartbeat of a live worker: push its lease forward so only a dead worker's job is taken
+    over. False when the job is no longer ours (finished, or taken over after all)."""
+    row = (
+        await conn.execute(
+            text("UPDATE jobs SET lease_until = now() + make_interval(secs => :lease) "
+                 "WHERE id = :id AND locked_by = :w AND status = 'running' RETURNING id"),
+            dict(id=job.id, w=job.locked_by, lease=lease_s),
+        )
+    ).first()
+    return row is not None
+
+
 def backoff_seconds(attempts: int, base: float, cap: float, retry_after: float | None = None) -> float:
     delay = min(cap, base * (2 ** max(0, attempts - 1)))
     delay = delay * (0.5 + random.random() / 2)  # jitter

@@ -78,6 +78,25 @@ async def claim(conn: AsyncConnection, lease_s: float, limit: int = 10,
     return sorted((OutboxRow(**r._mapping) for r in rows), key=lambda r: r.id)
 
 
+async def extend_lease(conn: AsyncConnection, row: OutboxRow, lease_s: float) -> bool:
+    """Heartbeat while a delivery is under way (pacing and Retry-After waits can outlast the
+    lease): only a dead sender's row is recovered and sent again. False once it is not sending."""
+    found = (
+        await conn.execute(
+            text("UPDATE outbox SET lease_until = now() + make_interval(secs => :lease) "
+                 "WHERE id = :id AND status = 'sending' RETURNING id"),
+            dict(id=row.id, lease=lease_s),
+        )
+    ).first()
+    return found is not None
+
+
+def delivery_key(row: OutboxRow) -> str:
+    """Names this row's message at the platform, so a retry can find a post that an earlier
+    attempt made before its process died (see Runtime.deliver)."""
+    return f"fp-outbox-{row.id}"
+
+
 async def mark_delivered(conn: AsyncConnection, row: OutboxRow, message_ref: dict[str, Any] | None) -> bool:
     done = (
         await conn.execute(

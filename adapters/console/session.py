@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import shlex
 import sys
+import threading
 from typing import Any, TextIO
 
 from adapters.console.render import render
@@ -28,13 +28,53 @@ Type a problem to start a session, then talk to FlowPilot. Commands:
   /help  /quit"""
 
 
+class LineReader:
+    """Lines typed at the terminal (or piped in), read by a daemon thread. A default-executor thread
+    blocked in readline() would hold up asyncio.run's shutdown, so Ctrl-C would wait for Enter.
+    One reader serves the main loop and the forms, so no line is read twice or lost in between."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._loop = asyncio.get_running_loop()
+        self._lines: asyncio.Queue[str] = asyncio.Queue()
+        self._eof = False
+        try:
+            self.interactive = stream.isatty()
+        except (AttributeError, ValueError):
+            self.interactive = False
+        threading.Thread(target=self._pump, name="console-stdin", daemon=True).start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                line = self._stream.readline()
+            except (OSError, ValueError):  # stdin closed under us: same as end of input
+                line = ""
+            try:
+                self._loop.call_soon_threadsafe(self._lines.put_nowait, line)
+            except RuntimeError:  # the loop is gone: the console has ended
+                return
+            if not line:
+                return
+
+    async def readline(self) -> str:
+        """The next line with its newline, or "" at end of input (and on every call after it)."""
+        if self._eof:
+            return ""
+        line = await self._lines.get()
+        self._eof = not line
+        return line
+
+
 class Console:
-    def __init__(self, copilot, sender: ConsoleSender, store, out: TextIO, idle) -> None:
+    def __init__(self, copilot, sender: ConsoleSender, store, out: TextIO, idle,
+                 lines: LineReader | None = None) -> None:
         self.copilot = copilot
         self.sender = sender
         self.store = store
         self.out = out
         self.idle = idle
+        self.lines = lines
         self.user = getpass.getuser() or "you"
         self.thread: str | None = None
         self.session_id: str | None = None
@@ -99,8 +139,13 @@ class Console:
     async def read(self, prompt: str) -> str:
         self.out.write(prompt)
         self.out.flush()
-        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        return line.rstrip("\n")
+        if self.lines is None:
+            self.lines = LineReader(sys.stdin)
+        answer = (await self.lines.readline()).rstrip("\n")
+        if not self.lines.interactive:  # piped input is not echoed by a terminal: keep the transcript readable
+            self.out.write(answer + "\n")
+            self.out.flush()
+        return answer
 
     def _item(self, kind: str, n: str):
         lane = self._latest("lane")
@@ -188,18 +233,20 @@ async def run_console(settings, name: str | None = None, stdin: TextIO | None = 
     sender = ConsoleSender(echo=lambda text: print(text, file=out, flush=True))
     comps = await build(settings, url, senders={"console": sender})
     await comps.runtime.start()
-    console = Console(comps.copilot, sender, comps.store, out, idle=lambda: _idle(comps))
+    lines = LineReader(stdin or sys.stdin)
+    console = Console(comps.copilot, sender, comps.store, out, idle=lambda: _idle(comps), lines=lines)
     if name:
         console.user = name
-    # The terminal is the senior channel too, so escalation cards show up here.
-    await comps.copilot.command(console.inbound(), "seniors here")
-    print("FlowPilot console — type a problem to start, /help for commands, /quit to leave.", file=out)
-    if not comps.llm.configured:
-        print("AI is off: ANTHROPIC_API_KEY is not set. Notes, fix outcomes, escalate, claim and resolve (with a "
-              "deterministic note) still work.", file=out, flush=True)
     try:
+        # The terminal is the senior channel too, so escalation cards show up here.
+        await comps.copilot.command(console.inbound(), "seniors here")
+        print("FlowPilot console — type a problem to start, /help for commands, /quit to leave.", file=out,
+              flush=True)
+        if not comps.llm.configured:
+            print("AI is off: ANTHROPIC_API_KEY is not set. Notes, fix outcomes, escalate, claim and resolve (with a "
+                  "deterministic note) still work.", file=out, flush=True)
         while True:
-            line = await asyncio.get_running_loop().run_in_executor(None, (stdin or sys.stdin).readline)
+            line = await lines.readline()
             if not line:
                 break
             if not line.strip().startswith("/as") and line.strip():
@@ -207,8 +254,8 @@ async def run_console(settings, name: str | None = None, stdin: TextIO | None = 
             if not await console.handle(line):
                 break
             await _idle(comps)
+        await _idle(comps)  # show what the last input started before leaving (not on Ctrl-C)
     finally:
-        await _idle(comps)
         await comps.close()
     return 0
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.followups import Followups
 from adapters.slack.profiles import Profiles
 from adapters.slack.replies import Responder, Target
 from adapters.slack.tokens import TokenSource
@@ -25,6 +26,7 @@ class SlackDeps:
     profiles: Profiles
     responder: Responder
     http: aiohttp.ClientSession
+    followups: Followups = field(default_factory=Followups)  # work after the ack (followups.py)
 
     async def token(self, context: Any, team_id: str) -> str:
         """The bot token bolt authorized this request with, else the workspace's stored one."""

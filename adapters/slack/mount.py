@@ -2,8 +2,9 @@
 with SLACK_APP_TOKEN, the Socket Mode connection.
 
 Routes (HTTP mode): POST /slack/events (events, interactivity and slash commands: bolt verifies
-the signature, answers url_verification and acks), and with OAuth GET /slack/install and
-GET /slack/oauth_redirect. slack_bolt has no aiohttp request handler (PLATFORMS must-know 4), so
+the signature and answers url_verification), and with OAuth GET /slack/install and
+GET /slack/oauth_redirect. Record, then ack: bolt runs with `process_before_response=True`, so
+Slack's 200 is sent only after the listener's core call committed (listeners/__init__.py). slack_bolt has no aiohttp request handler (PLATFORMS must-know 4), so
 `bolt.async_dispatch` is wrapped here."""
 from __future__ import annotations
 
@@ -85,14 +86,15 @@ def oauth_handlers(bolt: AsyncApp) -> tuple[Callable[[web.Request], Any], Callab
 def _build_bolt(cfg: SlackConfig, comps: Any, client: AsyncWebClient, profiles: Profiles) -> tuple[AsyncApp, TokenSource]:
     if not cfg.oauth:
         # The client carries SLACK_BOT_TOKEN; bolt authorizes every request with it.
-        bolt = AsyncApp(signing_secret=cfg.signing_secret or "", client=client, name="flowpilot")
+        bolt = AsyncApp(signing_secret=cfg.signing_secret or "", client=client, name="flowpilot",
+                        process_before_response=True)
         return bolt, StaticTokens(cfg.bot_token or "")
     installations, states = build_stores(cfg.client_id or "", comps.db.admin, cfg.secret_key)
     oauth_settings = build_oauth_settings(
         cfg.client_id or "", cfg.client_secret or "", SLACK_BOT_SCOPES, installations, states,
         on_install=functools.partial(link_installation, comps.store, profiles))
     bolt = AsyncApp(signing_secret=cfg.signing_secret or "", client=client, oauth_settings=oauth_settings,
-                    name="flowpilot")
+                    name="flowpilot", process_before_response=True)
     return bolt, InstalledTokens(installations, fallback=cfg.bot_token)
 
 
@@ -109,6 +111,11 @@ async def mount_slack(app: web.Application, comps: Any, observe: Observe | None 
     deps = SlackDeps(copilot=comps.copilot, client=client, tokens=tokens, profiles=profiles,
                      responder=Responder(client, comps.http), http=comps.http)
     register_all(bolt, deps, SLACK_COMMANDS)
+
+    async def drain_followups(_app: web.Application) -> None:
+        await deps.followups.drain()
+
+    app.on_shutdown.append(drain_followups)  # notices already under way finish before the session closes
     sender = SlackSender(client, tokens, ChannelPacer(options.post_interval_s))
     comps.runtime.senders["slack"] = sender
     runtime = SlackRuntime(config=cfg, bolt=bolt, client=client, tokens=tokens, sender=sender, deps=deps)

@@ -4,7 +4,13 @@ A message reference is `{"channel_id", "ts", "thread_id", "team_id"}`; `thread_i
 replies in this message's thread use (the thread's root, or the message itself when it starts
 one). Failures become core.errors.DeliveryFailed: 429 with its Retry-After, 5xx and connection
 problems retryable, a gone channel or a revoked token permanent with a message that says what to
-do. Posts are paced per channel (pacing.py)."""
+do. Posts are paced per channel (pacing.py).
+
+Exactly once on screen: chat.postMessage has no idempotency key, so a post carries the outbox
+row's `delivery_key` in Slack message metadata (invisible to people), and a retried row first
+looks for that key in the channel or thread (`find_delivered`, conversations.history/replies
+with the *:history scopes the bot already has for thread replies). A process killed after Slack
+accepted a post but before the reference was stored therefore never posts it twice."""
 from __future__ import annotations
 
 import asyncio
@@ -44,6 +50,8 @@ PERMANENT_ERRORS = {
 REPOST_ERRORS = {"message_not_found", "cant_update_message"}
 BLOCK_ERRORS = {"msg_blocks_too_long", "invalid_blocks"}
 FALLBACK_TEXT_LIMIT = 39_000
+DELIVERY_EVENT = "flowpilot_delivery"  # message metadata event_type carrying the outbox delivery key
+FIND_PAGES = 5  # conversations.replies pages (200 each) searched for an earlier delivery
 
 
 def delivery_failed(exc: Exception) -> DeliveryFailed:
@@ -101,11 +109,13 @@ class SlackSender:
                 raise DeliveryFailed("No Slack channel or user to post to.", permanent=True)
             rendered = self._render(view)
             thread_ts = destination.get("thread_id") or None
+            key = destination.get("delivery_key")
+            metadata = {"event_type": DELIVERY_EVENT, "event_payload": {"key": key}} if key else None
             async with self.pacer.turn(f"{team_id}:{channel}"):
                 resp = await self._with_text_fallback(
                     rendered, lambda text, blocks: self.client.chat_postMessage(
                         token=token, channel=channel, text=text, blocks=blocks or None, thread_ts=thread_ts,
-                        unfurl_links=False, unfurl_media=False))
+                        unfurl_links=False, unfurl_media=False, metadata=metadata))
         except DeliveryFailed:
             raise
         except Exception as exc:
@@ -136,6 +146,45 @@ class SlackSender:
         except Exception as exc:
             raise delivery_failed(exc) from exc
         return dict(ref)
+
+    async def find_delivered(self, destination: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """The reference of a message an earlier attempt posted under `key`, or None. Best effort:
+        when Slack cannot be asked, the caller posts (a duplicate beats a lost message)."""
+        team_id = str(destination.get("workspace_id") or "")
+        try:
+            token = await self.tokens.bot_token(team_id)
+            channel = destination.get("channel_id")
+            if destination.get("user_id"):
+                channel = await self._open_dm(str(destination["user_id"]), token)
+            if not channel:
+                return None
+            thread_ts = destination.get("thread_id") or None
+            async for message in self._recent(token, str(channel), thread_ts):
+                meta = message.get("metadata") or {}
+                if meta.get("event_type") == DELIVERY_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+                    ts = str(message["ts"])
+                    return {"channel_id": str(channel), "ts": ts, "thread_id": thread_ts or ts, "team_id": team_id}
+        except Exception as exc:
+            log.warning("slack: could not look for an earlier delivery; posting again",
+                        extra={"key": key, "error": f"{type(exc).__name__}: {exc}"})
+        return None
+
+    async def _recent(self, token: str, channel: str, thread_ts: str | None):
+        if thread_ts is None:  # a top-level post: the newest messages of the channel
+            resp = await self.client.conversations_history(token=token, channel=channel, limit=100,
+                                                           include_all_metadata=True)
+            for message in resp.get("messages") or []:
+                yield message
+            return
+        cursor = None
+        for _ in range(FIND_PAGES):
+            resp = await self.client.conversations_replies(token=token, channel=channel, ts=thread_ts, limit=200,
+                                                           include_all_metadata=True, cursor=cursor)
+            for message in resp.get("messages") or []:
+                yield message
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

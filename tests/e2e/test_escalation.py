@@ -253,6 +253,31 @@ async def test_without_a_senior_channel_seniors_and_admins_get_dms_and_the_engin
                        if m.view.type == "escalation")
 
 
+async def test_naming_a_senior_takes_a_mention_or_a_bare_user_id_and_refuses_anyone_else(
+        db, database_url, senders):
+    async with flowpilot(database_url, senders) as h:
+        account = await add_senior_channels(h)
+        await add_person(h, account, "U-sen", "Sam Senior", Role.SENIOR)
+        await add_person(h, account, "U-eng2", "Eve Engineer", Role.ENGINEER)
+        session_id, thread = await start_session(h)
+        engineer = console_inbound(thread=thread)
+
+        for named, who in (("<@U-eng2>", "Eve Engineer"), ("<@U-nobody|Nora>", "U-nobody"), ("<@U-eng>", None)):
+            refused = await h.copilot.command(engineer, f"escalate {named} printer still jammed")
+            assert isinstance(refused.error, InvalidInput), named
+            assert (who or "yourself") in str(refused.error)
+        assert await sql(h, "SELECT display_name FROM people WHERE display_name = 'U-nobody'") == []  # rolled back
+        await nothing_escalated(h, session_id)
+
+        # the Teams adapter hands the core a bare user id where the @mention was
+        escalated = await h.copilot.command(engineer, "escalate U-sen printer still jammed")
+
+        assert escalated.ok, escalated.error
+        assert await sql(h, "SELECT p.display_name, h.reason FROM session_handoffs h "
+                            "JOIN people p ON p.id = h.target_user_id") == [("Sam Senior", "printer still jammed")]
+        assert list(await h.console.wait_for(lambda: dm_cards(h.console))) == ["U-sen"]
+
+
 # ----------------------------------------------------------------------------- the intercept
 def choices(form) -> tuple[list[str], str]:
     outcome = next(f for f in form.fields if f.name == "outcome")

@@ -60,6 +60,8 @@ _REQUIRED_SCOPE = {
     "users.lookupByEmail": "users:read.email",
     "conversations.info": "channels:read",
     "conversations.open": "im:write",
+    "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
     "files.info": "files:read",
 }
 
@@ -301,6 +303,8 @@ class FakeSlack:
             "users.lookupByEmail": self._users_lookup_by_email,
             "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "files.info": self._files_info,
         }
         # Methods that authenticate with the app's client credentials or nothing, not a bot token.
@@ -1158,6 +1162,45 @@ class FakeSlack:
         if already_open:
             out.update(no_op=True, already_open=True)
         return out
+
+    # -- history (the fake stores only what bots posted, so these list bot messages)
+
+    @staticmethod
+    def _truthy(value: Any) -> bool:
+        return str(value).lower() in ("1", "true")
+
+    def _page(self, messages: list[_Message], params: JsonDict, default_limit: int) -> JsonDict:
+        """Slack's cursor pagination over ``messages``; metadata only with ``include_all_metadata``."""
+        limit = max(1, min(int(params.get("limit") or default_limit), 1000))
+        start = int(base64.b64decode(str(params["cursor"])).decode()) if params.get("cursor") else 0
+        chunk = messages[start:start + limit]
+        with_metadata = self._truthy(params.get("include_all_metadata"))
+        out = []
+        for m in chunk:
+            record = m.as_slack()
+            if not with_metadata:
+                record.pop("metadata", None)
+            out.append(record)
+        more = start + limit < len(messages)
+        next_cursor = base64.b64encode(str(start + limit).encode()).decode() if more else ""
+        return {"ok": True, "messages": out, "has_more": more, "response_metadata": {"next_cursor": next_cursor}}
+
+    async def _conversations_history(self, params: JsonDict, ident: BotIdentity) -> JsonDict:
+        """Top-level messages of a channel, newest first (thread replies are not listed)."""
+        channel = self._resolve_channel(params.get("channel"), ident)
+        top = [m for m in reversed(self._messages) if m.channel == channel and not m.deleted
+               and m.team == ident.team_id and (m.thread_ts is None or m.thread_ts == m.ts)]
+        return self._page(top, params, 100)
+
+    async def _conversations_replies(self, params: JsonDict, ident: BotIdentity) -> JsonDict:
+        """A thread oldest first: its parent (when a bot posted it) and its replies."""
+        channel = self._resolve_channel(params.get("channel"), ident)
+        ts = str(params.get("ts") or "")
+        if not ts:
+            raise _ApiError("invalid_arguments")
+        thread = [m for m in self._messages if m.channel == channel and not m.deleted and m.team == ident.team_id
+                  and (m.ts == ts or m.thread_ts == ts)]
+        return self._page(thread, params, 1000)
 
     async def _files_info(self, params: JsonDict, ident: BotIdentity) -> JsonDict:
         registered = self._files.get(str(params.get("file", "")))

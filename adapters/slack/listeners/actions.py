@@ -1,6 +1,7 @@
-"""Button clicks (`fp:<action>:<n>`). Ack first. A button that needs text opens its modal right
-away (the trigger_id is good for 3 seconds); any other click goes to copilot.action at once and
-the person gets the reply's text or error ephemerally. Cards are re-rendered by the core through
+"""Button clicks (`fp:<action>:<n>`). A button that needs text records nothing: it is acked and
+its modal opens right away (the trigger_id is good for 3 seconds). Any other click is recorded
+first (copilot.action commits before Slack's 200; a failure there answers 500, see
+listeners/__init__.py) and the person then gets the reply's text or error ephemerally. Cards are re-rendered by the core through
 the outbox (chat.update); the one exception is a refused click that comes back with the card as it
 stands now, since a refusal writes no outbox row."""
 from __future__ import annotations
@@ -48,36 +49,50 @@ async def refresh_clicked(deps: SlackDeps, token: str, body: dict[str, Any], car
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def on_click(ack: Any, body: dict[str, Any], context: Any) -> None:
+        action = (body.get("actions") or [{}])[0]
+        click = decode_button(action.get("value"))
+        team_id = str((body.get("team") or {}).get("id") or context.team_id or "")
+        user = body.get("user") or {}
+        channel, thread = click_location(body)
+        token = await deps.token(context, team_id)
+        trigger_id = body.get("trigger_id")
+        if click.input is not None:  # nothing to record yet: the modal's submission is the request
+            await ack()
+            deps.followups.start(open_input_modal(body, action, click, team_id, channel, thread, token),
+                                 "input modal")
+            return
+        inbound = await deps.inbound(
+            team_id=team_id, user_id=str(user.get("id")), token=token, channel_id=channel, thread_ts=thread,
+            event_id=action_event_id(action.get("action_ts"), trigger_id),
+            user_name=user.get("name") or user.get("username"))
+        target = deps.target(inbound, token, response_url=body.get("response_url"), trigger_id=trigger_id)
+        reply = await deps.copilot.action(inbound, click.action, click.value)  # recorded (committed)
         await ack()
+        deps.followups.start(show(reply, target, token, body), "button click")
+
+    async def open_input_modal(body: dict[str, Any], action: dict[str, Any], click: Any, team_id: str, channel: str,
+                               thread: str | None, token: str) -> None:
+        user = body.get("user") or {}
+        modal_context = ModalContext(action=click.action, value=click.value, team_id=team_id,
+                                     channel_id=channel or None, thread_ts=thread, user_id=str(user.get("id")),
+                                     input_name=click.input.name)
+        label = str((action.get("text") or {}).get("text") or "FlowPilot")
         target = None
         try:
-            action = (body.get("actions") or [{}])[0]
-            click = decode_button(action.get("value"))
-            team_id = str((body.get("team") or {}).get("id") or context.team_id or "")
-            user = body.get("user") or {}
-            channel, thread = click_location(body)
-            token = await deps.token(context, team_id)
-            trigger_id = body.get("trigger_id")
-            if click.input is not None:
-                modal_context = ModalContext(action=click.action, value=click.value, team_id=team_id,
-                                             channel_id=channel or None, thread_ts=thread, user_id=str(user.get("id")),
-                                             input_name=click.input.name)
-                label = str((action.get("text") or {}).get("text") or "FlowPilot")
-                try:
-                    await deps.client.views_open(token=token, trigger_id=trigger_id,
-                                                 view=input_modal(click.input, modal_context, label))
-                except Exception as exc:
-                    log.warning("slack: views.open failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-                    inbound = await deps.inbound(team_id=team_id, user_id=str(user.get("id")), token=token,
-                                                 channel_id=channel, thread_ts=thread, event_id=None)
-                    await deps.responder.ephemeral(deps.target(inbound, token), MODAL_TOO_SLOW)
-                return
-            inbound = await deps.inbound(
-                team_id=team_id, user_id=str(user.get("id")), token=token, channel_id=channel, thread_ts=thread,
-                event_id=action_event_id(action.get("action_ts"), trigger_id),
-                user_name=user.get("name") or user.get("username"))
-            target = deps.target(inbound, token, response_url=body.get("response_url"), trigger_id=trigger_id)
-            reply = await deps.copilot.action(inbound, click.action, click.value)
+            try:
+                await deps.client.views_open(token=token, trigger_id=body.get("trigger_id"),
+                                             view=input_modal(click.input, modal_context, label))
+            except Exception as exc:
+                log.warning("slack: views.open failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                inbound = await deps.inbound(team_id=team_id, user_id=str(user.get("id")), token=token,
+                                             channel_id=channel, thread_ts=thread, event_id=None)
+                target = deps.target(inbound, token)
+                await deps.responder.ephemeral(target, MODAL_TOO_SLOW)
+        except Exception:
+            await report_crash(deps.responder, target, "button click")
+
+    async def show(reply: Any, target: Any, token: str, body: dict[str, Any]) -> None:
+        try:
             await deps.responder.show(reply, target)
             if reply.error is not None and reply.card is not None:
                 await refresh_clicked(deps, token, body, reply.card)

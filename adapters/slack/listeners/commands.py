@@ -1,5 +1,7 @@
-"""`/flowpilot <text>`: ack at once, then hand the text as-is to the core (it parses the
-subcommands). Slash commands carry no thread, so `Where.thread_id` is None."""
+"""`/flowpilot <text>`: hand the text as-is to the core (it parses the subcommands), then ack.
+Record, then ack (listeners/__init__.py): the core call commits before Slack's 200; if it fails
+the exception reaches bolt, which answers 500, and nothing was recorded. The reply is shown
+after the ack (followups.py). Slash commands carry no thread, so `Where.thread_id` is None."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,18 +15,20 @@ from adapters.slack.payloads import command_event_id
 
 def register(app: AsyncApp, deps: SlackDeps, names: tuple[str, ...]) -> None:
     async def on_command(ack: Any, body: dict[str, Any], context: Any) -> None:
-        await ack()  # first: the 3-second budget is Slack's, not ours
-        target = None
+        team_id = str(body.get("team_id") or context.team_id or "")
+        token = await deps.token(context, team_id)
+        inbound = await deps.inbound(
+            team_id=team_id, user_id=str(body["user_id"]), token=token, channel_id=str(body.get("channel_id") or ""),
+            thread_ts=None, event_id=command_event_id(str(body.get("trigger_id") or "")),
+            user_name=body.get("user_name"), channel_name=body.get("channel_name"))
+        target = deps.target(inbound, token, response_url=body.get("response_url"),
+                             trigger_id=body.get("trigger_id"))
+        reply = await deps.copilot.command(inbound, str(body.get("text") or ""))  # recorded (committed)
+        await ack()
+        deps.followups.start(show(reply, target), "slash command")
+
+    async def show(reply: Any, target: Any) -> None:
         try:
-            team_id = str(body.get("team_id") or context.team_id or "")
-            token = await deps.token(context, team_id)
-            inbound = await deps.inbound(
-                team_id=team_id, user_id=str(body["user_id"]), token=token, channel_id=str(body.get("channel_id") or ""),
-                thread_ts=None, event_id=command_event_id(str(body.get("trigger_id") or "")),
-                user_name=body.get("user_name"), channel_name=body.get("channel_name"))
-            target = deps.target(inbound, token, response_url=body.get("response_url"),
-                                 trigger_id=body.get("trigger_id"))
-            reply = await deps.copilot.command(inbound, str(body.get("text") or ""))
             await deps.responder.show(reply, target)
         except Exception:
             await report_crash(deps.responder, target, "slash command")
