@@ -8,10 +8,9 @@ leaves the database) and the exported series carry no account label.
 
 Deployment: DATABASE_URL must be the schema-owner role (it runs the migrations and backs the admin
 engine; in the embedded and test Postgres it is a superuser). Tenant tables use FORCE ROW LEVEL
-SECURITY, which binds the owner too: an owner without BYPASSRLS (as docs/deploy.md sets it up)
-reads zero rows here, the gauges read NaN and the refresh logs a warning once. Letting the owner
-see `session_handoffs` (BYPASSRLS, or a SELECT-only policy for the owner on that one table added
-by a migration) makes the figures fleet-wide.
+SECURITY, which binds the owner too, so migration 0004 gives the role that ran the migrations a
+SELECT-only policy on `session_handoffs` (and nothing else). Any other role without BYPASSRLS reads
+zero rows here: the gauges read NaN and the refresh logs a warning once.
 
 Every replica exports the same fleet-wide values: aggregate across replicas with max(), not
 sum(). The funnel counters follow the database totals: each refresh adds the growth since this
@@ -37,7 +36,10 @@ FUNNEL_SQL = text(
     "SELECT count(*) AS escalated, count(claimed_at) AS claimed, count(first_action_at) AS first_action "
     "FROM session_handoffs"
 )
-SEES_ALL_TENANTS_SQL = text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+SEES_ALL_TENANTS_SQL = text(
+    "SELECT r.rolsuper OR r.rolbypassrls OR EXISTS (SELECT 1 FROM pg_policies p WHERE p.tablename = 'session_handoffs' "
+    "AND p.policyname = 'owner_reads_aggregates' AND r.rolname = ANY(p.roles)) "
+    "FROM pg_roles r WHERE r.rolname = current_user")
 
 
 def _gauge_value(value: Any) -> float:
@@ -81,5 +83,6 @@ class EscalationMetrics:
             return
         self._checked_role = True
         if not (await conn.execute(SEES_ALL_TENANTS_SQL)).scalar():
-            log.warning("DATABASE_URL's role has neither SUPERUSER nor BYPASSRLS: row-level security hides "
-                        "every tenant from the cross-tenant escalation metrics, which will read as empty")
+            log.warning("DATABASE_URL's role has neither SUPERUSER nor BYPASSRLS nor the migration owner's read policy: "
+                        "row-level security hides every tenant from the cross-tenant escalation metrics, which will "
+                        "read as empty (run the migrations as this role)")

@@ -13,6 +13,7 @@ from typing import Literal
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.blocks import render
 from adapters.slack.modals import form_modal
 from adapters.slack.mrkdwn import clip, to_mrkdwn
 from adapters.slack.payloads import ModalContext
@@ -105,6 +106,20 @@ class Responder:
         except Exception as exc:
             log.warning("slack: could not tell the user", extra={"user": target.user_id,
                                                                   "error": f"{type(exc).__name__}: {exc}"})
+
+    async def ephemeral_card(self, target: Target, view: object) -> None:
+        """A card only the person sees (e.g. the `queue` list with its Pick up buttons); as plain
+        text where Slack refuses it."""
+        rendered = render(view)
+        if target.channel_id:
+            try:
+                await self.client.chat_postEphemeral(token=target.token, channel=target.channel_id,
+                                                      user=target.user_id, text=rendered.text, blocks=rendered.blocks,
+                                                      thread_ts=target.thread_ts)
+                return
+            except Exception as exc:
+                log.info("slack: ephemeral card failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        await self.ephemeral(target, rendered.text)
 
     async def in_thread(self, target: Target, text: str) -> None:
         body = clip(to_mrkdwn(text), NOTICE_LIMIT)

@@ -178,3 +178,15 @@ async def test_every_repository_read_returns_nothing_for_the_other_tenants_ids(s
         assert (await uow.handoffs.get(ids["handoff"])).claimed_by is None
         assert (await uow.people.get(b_person.id)).role == Role.ENGINEER
         assert (await uow.psa.active_connection())["id"] == ids["psa"]
+
+
+async def test_only_the_migration_owner_reads_handoffs_across_tenants_and_only_handoffs(db):
+    """Migration 0004: a SELECT-only policy for the owner on session_handoffs (fleet metrics); the
+    app role is still confined, and no other table gets such a policy."""
+    async with db.admin.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT tablename, cmd FROM pg_policies WHERE policyname = 'owner_reads_aggregates'"))).all()
+        app_roles = (await conn.execute(text(
+            "SELECT roles FROM pg_policies WHERE policyname = 'owner_reads_aggregates'"))).scalar_one()
+    assert [(r.tablename, r.cmd) for r in rows] == [("session_handoffs", "SELECT")]
+    assert "flowpilot_app" not in app_roles

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from adapters.slack.config import SlackOptions
 from adapters.slack.mount import OPTIONS_KEY
 from adapters.teams.sender import RetryPolicy
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from bot.app import create_app
 from bot.wiring import Components, build
 from core.prompts.chat import CHAT_SYSTEM_PROMPT
@@ -306,6 +307,10 @@ async def world(database_url: str, *, slack: bool = True, teams: bool = True, oa
         w = World(comps=comps, http=client, ai=ai, model=model, copilot=recording, fake_slack=fake_slack,
                   connector=connector, issuer=issuer)
         if fake_slack is not None:
+            # slack_sdk waits 0.5-1.5 s before its one in-call retry of a 5xx or a dropped
+            # connection; shortened like the outbox backoff (a 429 still waits its Retry-After).
+            for handler in comps.runtime.senders["slack"].client.retry_handlers:
+                handler.interval_calculator = FixedValueRetryIntervalCalculator(0.05)
             w.slack = SlackBot(fake=fake_slack, ai=ai, comps=comps, http=client, copilot=recording,
                                secret=SIGNING_SECRET)
         if connector is not None:

@@ -30,6 +30,8 @@ def register(app: AsyncApp, deps: SlackDeps, names: tuple[str, ...]) -> None:
     async def show(reply: Any, target: Any) -> None:
         try:
             await deps.responder.show(reply, target)
+            if reply.card is not None and reply.error is None:  # e.g. `queue`: a list only the asker sees
+                await deps.responder.ephemeral_card(target, reply.card)
         except Exception:
             await report_crash(deps.responder, target, "slash command")
 
