@@ -47,6 +47,8 @@ async def _kind(request: web.Request, platform: str) -> str:
             payload = json.loads(form["payload"][0])
             return str(payload.get("type") or "interaction")
         return "command" if "command" in form else "unknown"
+    except web.HTTPException:  # 413: re-reading later would continue the stream, so stop here
+        raise
     except Exception:
         return "malformed"
 
@@ -57,9 +59,11 @@ async def observe(request: web.Request, handler):
     token = request_id_var.set(rid)
     platform = _PLATFORM_PATHS.get(request.path)
     started = time.perf_counter()
-    kind = await _kind(request, platform) if platform and request.method == "POST" else None
+    kind = None
     status = 500
     try:
+        if platform and request.method == "POST":
+            kind = await _kind(request, platform)
         response = await handler(request)
         status = response.status
         response.headers.setdefault("X-Request-Id", rid)
@@ -68,9 +72,16 @@ async def observe(request: web.Request, handler):
         status = exc.status
         raise
     finally:
-        if platform and kind:
-            if status in (401, 403):  # the kind came from an unverified body: keep label values bounded
+        if platform and request.method == "POST":
+            # A refused request's kind came from a body nobody vouched for (Teams checks the
+            # token after parsing): keep label values bounded.
+            if status in (401, 403):
                 kind = "unauthenticated"
+            elif status == 413:
+                kind = "too_large"
+            elif 400 <= status < 500:
+                kind = "rejected"
+            kind = kind or "unknown"
             metrics.ACK_LATENCY.labels(platform, kind).observe(time.perf_counter() - started)
             metrics.INBOUND.labels(platform, kind, str(status)).inc()
         request_id_var.reset(token)

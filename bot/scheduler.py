@@ -24,11 +24,16 @@ INBOUND_RETENTION = "2 days"  # Slack retries span minutes; Teams ~30 s: keep id
 # (id, every seconds, coroutine function): more ticks from the composition root; each must be
 # safe to run in every replica at once, like the built-in ones.
 Periodic = tuple[str, float, Callable[[], Awaitable[None]]]
+# Called with the jobs whose worker vanished on their last attempt (failed by the recovery tick),
+# so their give-up hooks still tell the person.
+OnAbandoned = Callable[[list[jobq.Job]], Awaitable[None]]
 
 
 class Ticker:
-    def __init__(self, store: Store, lease_s: float, periodic: Sequence[Periodic] = ()) -> None:
+    def __init__(self, store: Store, lease_s: float, periodic: Sequence[Periodic] = (),
+                 on_abandoned: OnAbandoned | None = None) -> None:
         self.store = store
+        self.on_abandoned = on_abandoned
         self.scheduler = AsyncIOScheduler()
         every = max(1.0, min(lease_s / 4, 15.0))
         self.scheduler.add_job(self.recover, "interval", seconds=every, max_instances=1, coalesce=True,
@@ -50,12 +55,16 @@ class Ticker:
     async def recover(self) -> None:
         try:
             async with self.store.db.no_tenant() as conn:
+                abandoned = await jobq.fail_exhausted_expired(conn)
                 j = await jobq.recover_expired(conn)
                 o = await obx.recover_expired(conn)
             if j or o:
                 log.warning("recovered expired leases", extra={"jobs": j, "outbox": o})
         except Exception as exc:
             log.warning("lease recovery failed", extra={"error": repr(exc)})
+            return
+        if abandoned and self.on_abandoned is not None:
+            await self.on_abandoned(abandoned)
 
     async def refresh_metrics(self) -> None:
         try:

@@ -103,7 +103,7 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._job_loop(f"{self.name}/j{i}"), name=f"jobs-{i}"))
         for i in range(self.outbox_workers):
             self._tasks.append(asyncio.create_task(self._outbox_loop(), name=f"outbox-{i}"))
-        self.ticker = Ticker(self.store, self.lease_s, self.periodic)
+        self.ticker = Ticker(self.store, self.lease_s, self.periodic, on_abandoned=self.give_up_abandoned)
         self.ticker.start()
 
     async def stop(self, grace_s: float = 10.0) -> None:
@@ -198,6 +198,23 @@ class Runtime:
                     await handler.give_up(ctx, exc)
                 except Exception:
                     log.exception("job give-up hook failed", extra=extra)
+
+    async def give_up_abandoned(self, jobs: list[jobq.Job]) -> None:
+        """Jobs whose worker vanished on every attempt (the recovery tick failed them): run their
+        give-up hooks, as for any other final failure, so nobody waits on them in silence."""
+        for job in jobs:
+            metrics.JOBS.labels(job.kind, "failed").inc()
+            log.error("job abandoned: its worker stopped during every attempt",
+                      extra={"job_id": job.id, "job_kind": job.kind, "attempt": job.attempts})
+            handler = self.handlers.get(job.kind)
+            if handler is None or handler.give_up is None:
+                continue
+            error = Retryable(f"The work was cut off {job.attempts} time(s) because the process running it "
+                              "stopped, so FlowPilot gave up on it.")
+            try:
+                await handler.give_up(Ctx(self.store, job), error)
+            except Exception:
+                log.exception("job give-up hook failed", extra={"job_id": job.id, "job_kind": job.kind})
 
     # ------------------------------------------------------------------ leases
     @asynccontextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 from core.model import Platform
 
@@ -27,6 +27,19 @@ USAGE = """\
 • `help` — this list"""
 
 _TICKET_RE = re.compile(r"(?:^|\s)#(\d{1,12})\b")
+# JSON can carry NUL characters and lone UTF-16 surrogates; Postgres text cannot store the first
+# and nothing can encode the second, so the request's transaction would fail (a 500, retried in
+# vain). They are dropped on the way in: the rest of the input is kept.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str | None) -> str | None:
+    return _UNSTORABLE.sub("", text) if text else text
+
+
+def _storable_strings(obj):
+    return replace(obj, **{f.name: storable(getattr(obj, f.name)) for f in fields(obj)
+                           if type(getattr(obj, f.name)) is str})
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,11 @@ class Inbound:
     actor: Actor
     where: Where
     event_id: str | None = None  # de-duplication key (event id, activity id, interaction id)
+
+    def storable(self) -> "Inbound":
+        """This inbound with every string made storable (see `storable`)."""
+        return replace(_storable_strings(self), actor=_storable_strings(self.actor),
+                       where=_storable_strings(self.where))
 
 
 @dataclass(frozen=True)

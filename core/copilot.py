@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from core import cards, facts, fixes, lane, turns, updates
-from core.commands import USAGE, Inbound, ParsedCommand, Reply, parse_command, split_ticket
+from core.commands import USAGE, Inbound, ParsedCommand, Reply, parse_command, split_ticket, storable
 from core.errors import Conflict, FlowPilotError, Forbidden, InvalidInput, NotFound
 from core.identity import identify
 from core.model import ChatThread, FixStatus, LaneStatus, Person, Role, Session, SessionStatus
@@ -67,15 +67,15 @@ class Copilot:
     # ------------------------------------------------------------------ entry points
     async def message(self, inbound: Inbound, text: str, images: list[dict] | None = None) -> Reply:
         """A message in a thread. Only session threads matter; others are ignored."""
-        return await self._run(inbound, lambda call: self._on_message(call, text, images))
+        return await self._run(inbound, lambda call: self._on_message(call, storable(text), images))
 
     async def command(self, inbound: Inbound, text: str) -> Reply:
         """`/flowpilot <text>` or a Teams @mention: a subcommand, or free text."""
-        return await self._run(inbound, lambda call: self._on_command(call, parse_command(text)))
+        return await self._run(inbound, lambda call: self._on_command(call, parse_command(storable(text))))
 
     async def mention(self, inbound: Inbound, text: str, images: list[dict] | None = None) -> Reply:
         """An @mention: a command; else a turn in an existing session thread; else a new session."""
-        parsed = parse_command(text)
+        parsed = parse_command(storable(text))
 
         async def go(call: Call) -> Reply:
             if parsed.name:
@@ -98,14 +98,16 @@ class Copilot:
         handler = self.actions.get(act)
         if handler is None:
             return Reply(error=InvalidInput(f"Unknown action '{action}'."))
-        clean = {str(k): str(v) for k, v in (value or {}).items() if isinstance(k, str)}
-        clean_fields = {str(k): ("" if v is None else str(v)) for k, v in (fields or {}).items()}
-        return await self._run(inbound, handler, value=clean, text=text, fields=clean_fields)
+        clean = {storable(str(k)): storable(str(v)) for k, v in (value or {}).items() if isinstance(k, str)}
+        clean_fields = {storable(str(k)): ("" if v is None else storable(str(v)))
+                        for k, v in (fields or {}).items()}
+        return await self._run(inbound, handler, value=clean, text=storable(text), fields=clean_fields)
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, inbound: Inbound, fn: Callable[[Call], Awaitable[Reply]],
                    value: dict[str, str] | None = None, text: str | None = None,
                    fields: dict[str, str] | None = None) -> Reply:
+        inbound = inbound.storable()
         account_id = await self.store.ensure_workspace(inbound.actor.platform.value, inbound.actor.workspace_id)
         try:
             async with self.store.unit(account_id) as uow:

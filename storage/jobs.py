@@ -170,6 +170,25 @@ async def release(conn: AsyncConnection, job: Job) -> None:
     )
 
 
+async def fail_exhausted_expired(conn: AsyncConnection) -> list[Job]:
+    """Jobs whose worker vanished during their LAST attempt: marked failed and returned, so the
+    caller runs their give-up hooks (the person hears about it; a failure is never silent).
+    `recover_expired` then returns the others to the queue."""
+    rows = (
+        await conn.execute(
+            text(
+                """
+                UPDATE jobs SET status = 'failed', finished_at = now(), lease_until = NULL,
+                       last_error = coalesce(last_error, '') || ' [lease expired]', payload = payload - 'images'
+                WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts
+                RETURNING id, account_id, kind, payload, attempts, max_attempts, lane_key, locked_by, created_at
+                """
+            )
+        )
+    ).all()
+    return [Job(**r._mapping) for r in rows]
+
+
 async def recover_expired(conn: AsyncConnection) -> int:
     """Return jobs whose worker vanished (lease expired) to the queue, or fail them when out of
     attempts. Safe in every replica: plain conditional UPDATEs."""

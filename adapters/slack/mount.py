@@ -20,6 +20,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import ingress
 from adapters.slack.client import build_web_client
 from adapters.slack.config import SlackConfig, SlackOptions, slack_config
 from adapters.slack.deps import SlackDeps
@@ -50,20 +51,20 @@ class SlackRuntime:
     socket_handler: Any = None
 
 
-def request_kind(body: dict[str, Any]) -> str:
-    if "command" in body:
-        return "command"
-    kind = str(body.get("type") or "unknown")
-    if kind == "event_callback":
-        return "event:" + str((body.get("event") or {}).get("type") or "unknown")
-    return kind
+def request_kind(body: Any) -> str:
+    return ingress.kind_of(body)
 
 
-def events_handler(bolt: AsyncApp, observe: Observe | None) -> Callable[[web.Request], Any]:
+def events_handler(bolt: AsyncApp, observe: Observe | None,
+                   signing_secret: str | None = None) -> Callable[[web.Request], Any]:
     async def slack_events(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        bolt_request = await to_bolt_request(request)
-        response = await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        try:  # a body bolt cannot parse, or one that breaks bolt's own error path (ingress.py)
+            bolt_request = await to_bolt_request(request)
+            bolt_response = await bolt.async_dispatch(bolt_request)
+        except ingress.MALFORMED:
+            return await ingress.unreadable(request, signing_secret)  # 401 unless signed, then 400
+        response = await to_aiohttp_response(bolt_response)
         if observe is not None:
             observe(request_kind(bolt_request.body), time.perf_counter() - started, response.status)
         return response
@@ -111,6 +112,7 @@ async def mount_slack(app: web.Application, comps: Any, observe: Observe | None 
     deps = SlackDeps(copilot=comps.copilot, client=client, tokens=tokens, profiles=profiles,
                      responder=Responder(client, comps.http), http=comps.http)
     register_all(bolt, deps, SLACK_COMMANDS)
+    bolt.error(ingress.error_handler(cfg.signing_secret))  # malformed → 400, unsigned → 401, else 500
 
     async def drain_followups(_app: web.Application) -> None:
         await deps.followups.drain()
@@ -121,7 +123,7 @@ async def mount_slack(app: web.Application, comps: Any, observe: Observe | None 
     runtime = SlackRuntime(config=cfg, bolt=bolt, client=client, tokens=tokens, sender=sender, deps=deps)
 
     if cfg.http_enabled:
-        app.router.add_post("/slack/events", events_handler(bolt, observe))
+        app.router.add_post("/slack/events", events_handler(bolt, observe, cfg.signing_secret))
         if cfg.oauth:
             install, redirect = oauth_handlers(bolt)
             app.router.add_get("/slack/install", install)

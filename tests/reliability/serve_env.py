@@ -123,6 +123,11 @@ class ServeProcess:
     env: dict[str, str]
     log_path: Path
     proc: asyncio.subprocess.Process | None = None
+    ready: bool = False  # answered /readyz since it started
+
+    @property
+    def alive(self) -> bool:
+        return self.ready and self.proc is not None and self.proc.returncode is None
 
     @property
     def port(self) -> int:
@@ -157,6 +162,7 @@ class ServeProcess:
                 try:
                     async with http.get(f"{self.base_url}/readyz") as resp:
                         if resp.status == 200:
+                            self.ready = True
                             return loop.time() - started
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     pass

@@ -39,10 +39,13 @@ import pytest
 from sqlalchemy import text
 
 from core.prompts.chat import CHAT_SYSTEM_PROMPT
+from core.turns import AI_UNAVAILABLE, TURN_JOB
+from storage import jobs as jobq
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import FORM_CONTENT_TYPE
-from tests.harness import FAKE_KEY
+from tests.harness import FAKE_KEY, console_inbound, running
+from tests.harness import test_settings as make_settings
 from tests.reliability.serve_env import (
     SlackCaller, Sent, ServeProcess, admin_engine, free_port, fresh_database, rows, scalar, serve_env, wait_until,
 )
@@ -397,6 +400,9 @@ async def test_kill_9_mid_flight_loses_no_accepted_event_and_posts_nothing_twice
                         "WHERE status = 'delivered' GROUP BY 1")}
             for ts in held_at_kill:
                 assert refs.get(ts, 0) >= 2, f"held post {ts} was not re-delivered by serve-B"
+            # the turns and summaries cut off by the kill were taken over and run again by serve-B
+            taken_over = {r.kind for r in await rows(engine, "SELECT kind FROM jobs WHERE attempts > 1")}
+            assert {"ai_turn", "escalation_summary"} <= taken_over, taken_over
         except BaseException:
             print(first.log_tail(), second.log_tail(), sep="\n----\n")
             raise
@@ -408,6 +414,27 @@ async def test_kill_9_mid_flight_loses_no_accepted_event_and_posts_nothing_twice
             await engine.dispose()
 
 
+# ----------------------------------------------------------------------------- a job that keeps dying
+async def test_a_turn_whose_worker_dies_on_its_last_attempt_is_given_up_out_loud(db, database_url) -> None:
+    """Crashes count as attempts (a job that kills its worker must not loop forever), but running
+    out of them is a failure like any other: the person is told, the placeholder does not hang."""
+    settings = make_settings(FLOWPILOT_JOB_MAX_ATTEMPTS=1, FLOWPILOT_JOB_LEASE_SECONDS=1)
+    async with running(database_url, settings=settings, start_workers=False) as h:
+        started = await h.copilot.command(console_inbound(), "new Printer down msg-1-0")
+        assert started.ok, started.error
+        async with h.comps.db.no_tenant() as conn:  # a worker claims the turn, then dies with it
+            [doomed] = await jobq.claim(conn, "doomed-worker", lease_s=0.2, kinds=[TURN_JOB])
+        await h.comps.runtime.start()
+        told = await h.console.wait_for(lambda: [t for t in h.console.texts() if AI_UNAVAILABLE[:40] in t])
+        assert len(told) == 1
+        assert not [t for t in h.console.texts() if THINKING in t]
+        async with h.comps.db.no_tenant() as conn:
+            row = (await conn.execute(text("SELECT status, last_error FROM jobs WHERE id = :i"),
+                                      dict(i=doomed.id))).one()
+        assert row.status == "failed" and "[lease expired]" in row.last_error
+        assert h.fake_ai.requests == []  # it was never run again
+
+
 # ----------------------------------------------------------------------------- long variant
 @pytest.mark.long
 async def test_repeated_kill_9_of_either_of_two_processes_under_load(tmp_path) -> None:
@@ -416,14 +443,16 @@ async def test_repeated_kill_9_of_either_of_two_processes_under_load(tmp_path) -
     slack, ai = common_fakes()
     slack.answer_delay = (0.0, 0.25)  # Slack answers a post a little after making it
     async with fresh_database("crash_long") as url, slack, ai, aiohttp.ClientSession() as http:
-        Model(ai, delay=(0.2, 1.5))
+        Model(ai, delay=(0.3, 2.5))
         engine = admin_engine(url)
         ports = [free_port(), free_port()]
         generation = [0, 0]
 
         def new_process(i: int) -> ServeProcess:
             generation[i] += 1
+            # more attempts than kills: every cut-off turn must still get its real answer here
             return ServeProcess(f"serve-{i}-{generation[i]}", serve_env(url, port=ports[i], slack=slack, ai=ai,
+                                                                       FLOWPILOT_JOB_MAX_ATTEMPTS=str(rounds + 4),
                                                                        **SERVE_EXTRA),
                                 tmp_path / f"serve-{i}-{generation[i]}.log")
 
@@ -436,7 +465,7 @@ async def test_repeated_kill_9_of_either_of_two_processes_under_load(tmp_path) -
             await asyncio.gather(*(p.wait_ready() for p in procs))
 
             def live() -> list[str]:
-                return [p.base_url for p in procs if p.proc and p.proc.returncode is None]
+                return [p.base_url for p in procs if p.alive]
 
             await route_escalations(traffic.caller, live()[0])
             for k in range(1, sessions + 1):
@@ -446,6 +475,8 @@ async def test_repeated_kill_9_of_either_of_two_processes_under_load(tmp_path) -
 
             restarts: list[asyncio.Task] = []
             for n in range(1, rounds + 1):
+                await asyncio.gather(*restarts)  # the last victim is back before this round's traffic
+                restarts.clear()
                 for k in range(1, sessions + 1):
                     s = traffic.sessions[k]
                     if not s.escalated:
@@ -453,9 +484,7 @@ async def test_repeated_kill_9_of_either_of_two_processes_under_load(tmp_path) -
                 if n in (3, 6):
                     for k in rng.sample([k for k, s in traffic.sessions.items() if not s.escalated], 2):
                         await escalate(traffic, rng.choice(live()), k)
-                await asyncio.gather(*restarts)  # the last victim is back before the next kill
-                restarts.clear()
-                await asyncio.sleep(rng.uniform(0.3, 2.5))  # let work get under way, then cut it (a pace)
+                await asyncio.sleep(rng.uniform(0.1, 1.5))  # let work get under way, then cut it (a pace)
                 victim = rng.randrange(2)
                 procs[victim].kill()
                 await procs[victim].wait_exit()

@@ -60,7 +60,7 @@ FIRST_TURN_MARKERS = """
 [{"text": "Does it happen for every user?", "context": "scope"}]
 [/QUESTIONS]
 [SUGGEST_FIX]
-{"title": "Restart the print spooler", "description": "Run Restart-Service Spooler on the print server.", "confidence": 70}
+{"title": "Restart the print spooler", "description": "Run Restart-Service Spooler.", "confidence": 70}
 [/SUGGEST_FIX]"""
 
 
@@ -315,8 +315,8 @@ async def world(database_url: str, *, slack: bool = True, teams: bool = True, oa
                                secret=SIGNING_SECRET)
         if connector is not None:
             w.teams = TeamsClient(client, issuer, connector)
-            if teams_retry is not None:
-                comps.extras["teams"].ops._retry = teams_retry
+        if teams_retry is not None and "teams" in comps.extras:
+            comps.extras["teams"].ops._retry = teams_retry
         yield w
 
 

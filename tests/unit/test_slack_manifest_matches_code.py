@@ -43,6 +43,10 @@ SCOPES_FOR_METHOD: dict[str, set[str]] = {
     # Only DMs are opened (escalation cards to seniors when no channel is registered).
     "conversations_open": {"im:write"},
     "views_open": set(),  # a trigger_id is the permission
+    # The sender looks for a message an earlier delivery attempt already posted, in the conversations the
+    # bot posts to: public and private channels and the DMs it opens (not group DMs: best effort there).
+    "conversations_history": {"channels:history", "groups:history", "im:history"},
+    "conversations_replies": {"channels:history", "groups:history", "im:history"},
 }
 # Things the adapter does that are not Web API calls but still need a scope, with the source text that
 # proves the code does them (so the scope is dropped from here, and then from the manifest, with the code).
