@@ -193,7 +193,8 @@ async def confirm_preview(uow: UnitOfWork, session: Session, actor: Person, kind
     # step; the writeback log (not the job queue) is what prevents a second note.
     await uow.enqueue(POST_JOB, {"session_id": str(session.id), "kind": kind, "v": version,
                                  "markdown": preview["markdown"]}, lane_key=f"psa:{session.id}")
-    text = "Posting to " + preview["target_ticket_ref"] + "…" if preview["target_ticket_ref"] else "Resolving…"
+    posting = preview["target_ticket_ref"] and session.psa_connection_id
+    text = f"Posting to {preview['target_ticket_ref']}…" if posting else "Resolving…"
     await cards.post_text(uow, session, text, kind="working", card_key=f"post:{session.id}:{kind}:{version}")
     return text
 

@@ -203,6 +203,8 @@ async def recover_expired(conn: AsyncConnection) -> int:
             """
         )
     )
+    if res.rowcount:  # wake every process now: recovered work must not wait for the next poll
+        await conn.execute(text("SELECT pg_notify(:c, 'recovered')"), dict(c=JOBS_CHANNEL))
     return res.rowcount or 0
 
 

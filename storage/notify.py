@@ -10,6 +10,8 @@ from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
+RECONNECT_CAP_S = 2.0
+
 
 def asyncpg_dsn(url: str) -> dict:
     u = make_url(url)
@@ -68,4 +70,6 @@ class Notifier:
                     except Exception:
                         pass
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
+            # Capped low: until LISTEN is back, idle workers only wake on their poll, so a long
+            # backoff here is how long work stalls after the database returns.
+            delay = min(delay * 2, RECONNECT_CAP_S)

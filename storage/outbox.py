@@ -140,6 +140,8 @@ async def recover_expired(conn: AsyncConnection) -> int:
              "last_error = coalesce(last_error, '') || ' [lease expired]' "
              "WHERE status = 'sending' AND lease_until < now()")
     )
+    if res.rowcount:  # wake every process now: recovered work must not wait for the next poll
+        await conn.execute(text("SELECT pg_notify(:c, 'recovered')"), dict(c=OUTBOX_CHANNEL))
     return res.rowcount or 0
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,12 +62,19 @@ class PeopleRepo(_Repo):
         return person
 
     async def link_identity(self, identity: Identity) -> None:
-        await self.conn.execute(
+        linked = (await self.conn.execute(
             pg_insert(t.identities)
             .values(account_id=self.account_id, person_id=identity.person_id, platform=identity.platform.value,
                     workspace_id=identity.workspace_id, external_user_id=identity.external_user_id)
             .on_conflict_do_nothing(index_elements=["platform", "workspace_id", "external_user_id"])
-        )
+            .returning(t.identities.c.person_id)
+        )).first()
+        if linked is None:
+            # A concurrent first contact of the same user linked it first; the person this
+            # transaction created for it would be left without any identity: remove it.
+            has_identity = select(t.identities.c.person_id).where(t.identities.c.person_id == identity.person_id)
+            await self.conn.execute(delete(t.people).where(t.people.c.id == identity.person_id,
+                                                           ~has_identity.exists()))
 
     async def identities_of(self, person_id: uuid.UUID) -> list[Identity]:
         rows = (await self.conn.execute(select(t.identities).where(t.identities.c.person_id == person_id))).all()

@@ -100,6 +100,15 @@ class Store:
         if existing is not None:
             return existing
         async with self.db.no_tenant() as conn:
+            # Concurrent first contacts of one workspace take turns here, so exactly one of them
+            # creates the account (the others would each leave an orphan account behind).
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                               dict(k=f"workspace:{platform}:{external_id}"))
+            existing = (await conn.execute(
+                text("SELECT account_id FROM workspaces WHERE platform = :p AND external_id = :e"),
+                dict(p=platform, e=external_id))).scalar_one_or_none()
+            if existing is not None:  # the contact we waited for created it
+                return existing
             if account_id is None:
                 account_id = (
                     await conn.execute(text("INSERT INTO accounts (name) VALUES (:n) RETURNING id"),

@@ -24,6 +24,9 @@ from .auth import ChannelAuthUnavailable, TeamsAuthSettings
 log = logging.getLogger(__name__)
 
 BotTurn = Callable[[TurnContext], Awaitable[Any]]
+# What reading fields of an unexpected type raises (authentication failures are PermissionErrors and
+# our transient failures, database or Bot Connector, are none of these).
+MALFORMED_FIELDS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -74,6 +77,10 @@ def make_messages_handler(adapter: CloudAdapter, bot_turn_callable: BotTurn) -> 
         except ChannelAuthUnavailable as error:
             log.error("teams: cannot authenticate activity %s: %s", activity.id, error)
             return web.Response(status=503)
+        except MALFORMED_FIELDS:  # e.g. channelData as a list: a redelivery cannot fix it, so 400, not 500
+            log.warning("teams: activity %s (%s) has fields of unexpected shapes", activity.id, activity.type,
+                        exc_info=True)
+            return _error(400, "activity fields have unexpected shapes")
         except Exception:
             log.exception("teams: turn failed for activity %s (%s)", activity.id, activity.type)
             return web.Response(status=500)

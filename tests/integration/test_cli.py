@@ -63,7 +63,8 @@ async def schema_state(url: str) -> dict:
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars())
             forced = set((await conn.execute(text(
                 "SELECT relname FROM pg_class WHERE relforcerowsecurity AND relrowsecurity"))).scalars())
-            policies = (await conn.execute(text("SELECT count(*) FROM pg_policies"))).scalar_one()
+            policies = (await conn.execute(text(
+                "SELECT count(*) FROM pg_policies WHERE policyname = 'tenant_isolation'"))).scalar_one()
             version = None
             if "alembic_version" in tables:
                 version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()

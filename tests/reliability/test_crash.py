@@ -215,7 +215,9 @@ async def start_session(traffic: Traffic, base_url: str, k: int, user: str = ENG
     traffic.record(sent, lambda: session.tokens.append(token))
 
 
-async def headers_posted(slack: FakeSlack, traffic: Traffic, keys: Any, timeout: float = 30.0) -> None:
+async def headers_posted(slack: FakeSlack, engine: Any, traffic: Traffic, keys: Any, timeout: float = 30.0) -> None:
+    """Each session's header is in Slack and its thread is bound to the session (a reply before
+    that would rightly be ignored: the thread is not a session yet)."""
     def found() -> bool:
         for k in keys:
             s = traffic.sessions[k]
@@ -225,6 +227,9 @@ async def headers_posted(slack: FakeSlack, traffic: Traffic, keys: Any, timeout:
         return all(traffic.sessions[k].header_ts for k in keys)
 
     await slack.wait_for(found, timeout)
+    stamps = [traffic.sessions[k].header_ts for k in keys]
+    await wait_until(lambda: scalar(engine, "SELECT count(*) = :n FROM chat_threads WHERE thread_id = ANY(:t)",
+                                    n=len(stamps), t=stamps), timeout, "the threads to be bound to their sessions")
 
 
 async def reply(traffic: Traffic, base_url: str, k: int, n: int) -> None:
@@ -334,7 +339,7 @@ async def test_kill_9_mid_flight_loses_no_accepted_event_and_posts_nothing_twice
             # three sessions, each with its first AI turn waiting on the model, and a reply queued
             for k in (1, 2, 3):
                 await start_session(traffic, a, k)
-            await headers_posted(slack, traffic, (1, 2, 3))
+            await headers_posted(slack, engine, traffic, (1, 2, 3))
             await model.wait_waiting("chat", 3)
             for k in (1, 2, 3):
                 await reply(traffic, a, k, 1)
@@ -388,7 +393,7 @@ async def test_kill_9_mid_flight_loses_no_accepted_event_and_posts_nothing_twice
             await second.start()
             await second.wait_ready()
             await traffic.redeliver(lambda: [second.base_url])
-            await headers_posted(slack, traffic, (9,))
+            await headers_posted(slack, engine, traffic, (9,))
             await quiet(engine, 60)
 
             figures = await check_nothing_lost_nothing_twice(slack, engine, traffic)
@@ -471,7 +476,7 @@ async def test_repeated_kill_9_of_either_of_two_processes_under_load(tmp_path) -
             for k in range(1, sessions + 1):
                 await start_session(traffic, rng.choice(live()), k)
             await traffic.redeliver(live)
-            await headers_posted(slack, traffic, range(1, sessions + 1))
+            await headers_posted(slack, engine, traffic, range(1, sessions + 1))
 
             restarts: list[asyncio.Task] = []
             for n in range(1, rounds + 1):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.fakes.slack_signing import (
-    FORM_CONTENT_TYPE, app_mention_event, block_action_body, message_event, new_event_id, new_message_ts,
+    DEFAULT_TEAM_ID, FORM_CONTENT_TYPE, app_mention_event, block_action_body, message_event, new_event_id, new_message_ts,
     new_trigger_id,
 )
 from tests.integration.slack_fixtures import button, has_button
@@ -86,11 +86,11 @@ class TeamsSession:
 
 
 # --------------------------------------------------------------------------- Slack deliveries
-def slack_event(w: World, event: dict, kind: str) -> Delivery:
+def slack_event(w: World, event: dict, kind: str, team: str = DEFAULT_TEAM_ID) -> Delivery:
     event_id = new_event_id()
 
     async def send(copy: int) -> int:  # a retry is the same event_id with X-Slack-Retry-Num
-        return (await w.slack.event(event, event_id=event_id, retry_num=copy or None)).status
+        return (await w.slack.event(event, event_id=event_id, retry_num=copy or None, team_id=team)).status
 
     return Delivery(kind, send)
 
@@ -286,15 +286,20 @@ async def check_effects(w: World, size: Size, slack: list[SlackSession], teams: 
     assert await w.scalar("SELECT count(*) FROM people") == people
 
     # At the platforms: one visible result per effect.
-    check_slack(w, slack)
-    check_teams(w, teams)
+    await check_slack(w, slack)
+    await check_teams(w, teams)
     return {"unique events": traffic.unique, "duplicated events": traffic.duplicated,
             "requests sent": traffic.sent, "by kind": dict(traffic.kinds), "turns": len(all_turns),
             "notes": len(all_notes), "sessions": sessions}
 
 
-def check_slack(w: World, slack: list[SlackSession]) -> None:
+async def check_slack(w: World, slack: list[SlackSession]) -> None:
     fake = w.fake_slack
+    # Notices are sent right after each request's ack: wait for all of them, then count exactly.
+    expected = {s.user: len(s.notes) + 4 for s in slack}  # started, notes, applied, recorded, escalated
+    expected[SLACK_ADMIN] = len(slack) + 1  # "now receives escalations", then one pick-up each
+    await fake.wait_for(lambda: all(len(fake.ephemerals(u)) >= n for u, n in expected.items()), 30)
+    assert {u: len(fake.ephemerals(u)) for u in expected} == expected, "a duplicate was answered twice"
     messages = fake.messages()
     for s in slack:
         for tok in s.tokens:
@@ -315,16 +320,20 @@ def check_slack(w: World, slack: list[SlackSession]) -> None:
     assert not [t for t in admin if "already yours" in t or t.startswith(":")], admin
 
 
-def check_teams(w: World, teams: list[TeamsSession]) -> None:
+def notices(activities: list, thread: str) -> list:
+    return [a for a in activities if a.conversation_id == thread
+            and a.body.get("summary", "").startswith("Added to What we know")]
+
+
+async def check_teams(w: World, teams: list[TeamsSession]) -> None:
+    await w.connector.wait_for(lambda c: all(len(notices(c.activities(), t.thread)) >= len(t.notes) for t in teams), 30)
     activities = [a for a in w.connector.activities() if a.body.get("type") != "typing"]
     for t in teams:
         shown = [a for a in activities if a.conversation_id == t.thread]
         for tok in t.tokens:
             replies = [a for a in shown if f"Reply for {tok}." in json.dumps(a.body)]
             assert len(replies) == 1, (tok, [r.body.get("summary") for r in replies])
-        notices = [a for a in shown if "Added to What we know." in json.dumps(a.body)
-                   and a.body.get("summary", "").startswith("Added to What we know")]
-        assert len(notices) == len(t.notes), [a.body.get("summary") for a in shown]
+        assert len(notices(shown, t.thread)) == len(t.notes), [a.body.get("summary") for a in shown]
         for verb, answers in t.invoke_answers.items():
             assert answers and all(a == answers[0] for a in answers), f"{verb}: a redelivery answered differently"
             assert "⚠️" not in json.dumps(answers[0]), (verb, answers[0])
@@ -348,3 +357,24 @@ async def test_duplicated_deliveries_have_exactly_one_effect_each_long(db, datab
     log.warning("exactly-once (long): %s", figures)
     print("\nexactly-once (long):", json.dumps(figures))
     assert figures["unique events"] == 1000
+
+
+
+async def test_concurrent_first_contacts_create_one_account_and_one_person(db, database_url) -> None:
+    """A new workspace's first user sends several messages at once (some retried): one account per
+    workspace, one person per user, and every distinct message still has its effect."""
+    traffic = Traffic(random.Random(5), concurrency=24)
+    async with world(database_url) as w:
+        team, user = "T0FRESHMSP", "U0FIRSTONE"
+        teams_user = ("29:1FirstOne", "6f1a8a9e-0000-4000-8000-00000f1r5t01")
+        deliveries = [slack_event(w, app_mention_event(text=f"tok-F{n}-T0 new problem {n}", ts=new_message_ts(),
+                                                       user=user, team=team), "session", team=team)
+                      for n in range(12)]
+        deliveries += [teams_activity(w, w.teams.message(f"tok-G{n}-T0 VPN drops {n}", channel=TEAMS_CHANNEL,
+                                                         user=teams_user[0], aad=teams_user[1]), "session")
+                       for n in range(12)]
+        sent = await traffic.run(deliveries)
+        await w.copilot.wait_calls(sent, timeout=30)
+        await w.settle(30)
+        assert await w.counts(("accounts", "workspaces", "people", "identities", "ai_sessions")) == {
+            "accounts": 2, "workspaces": 2, "people": 2, "identities": 2, "ai_sessions": 24}

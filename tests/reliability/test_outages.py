@@ -118,7 +118,10 @@ async def outage_run(database_url: str, size: Size) -> dict[str, Any]:
         await traffic.run([start(w, s) for s in sessions])
         await w.copilot.wait_calls(len(sessions), timeout=30)
         await w.settle(size.budget_s)
-        quiet_teams = {a.id for a in w.connector.activities()}  # the handler's own notices so far
+        threads = [f"{TEAMS_CHANNEL};messageid={s.thread}" for s in sessions if s.platform == "teams"]
+        await w.connector.wait_for(lambda c: all(any("Started a FlowPilot" in json.dumps(a.body)
+                                                     for a in c.activities(t)) for t in threads), 15)
+        quiet_teams = {a.id for a in w.connector.activities()}  # the handler's own notices (not the outbox's)
 
         w.fake_slack.fail_rate(0.3, seed=11, retry_after=1)
         w.connector.fail_rate(0.3, seed=12, retry_after=1)
