@@ -19,6 +19,8 @@ from botbuilder.schema import Activity
 from msrest.exceptions import DeserializationError
 from msrest.serialization import Model
 
+from core.commands import storable
+
 from .auth import ChannelAuthUnavailable, TeamsAuthSettings
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ def make_messages_handler(adapter: CloudAdapter, bot_turn_callable: BotTurn) -> 
             payload = json.loads(await request.text())
         except (ValueError, UnicodeDecodeError):
             return _error(400, "body is not valid JSON")
-        activity, problem = _parse_activity(payload)
+        activity, problem = _parse_activity(_storable(payload))
         if activity is None:
             return _error(400, problem)
         auth_header = request.headers.get("Authorization", "")
@@ -89,6 +91,18 @@ def make_messages_handler(adapter: CloudAdapter, bot_turn_callable: BotTurn) -> 
         return _invoke_http_response(invoke_response.status, invoke_response.body)
 
     return handle
+
+
+def _storable(value: Any) -> Any:
+    """The payload without NUL characters and lone surrogates (in keys too): Postgres cannot store
+    them (conversation references are jsonb), and the request would fail with a 500."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(str(key)): _storable(item) for key, item in value.items()}
+    return value
 
 
 def _parse_activity(payload: Any) -> tuple[Activity | None, str]:

@@ -7,13 +7,17 @@
   two ways it can end: `kill()` (SIGKILL, nothing runs on the way out) and `stop()` (SIGTERM).
 - `SlackCaller`: signs requests exactly as Slack does and POSTs them to /slack/events, recording
   what each one got (status, seconds) so a test knows which requests were *accepted* (HTTP 200).
+- `PrivatePostgres`: an embedded Postgres in its own data directory, to stop and start.
+- `teams_env` / `TeamsCaller`: Teams for `serve` (FakeOpenIdIssuer tokens, FakeBotConnector replies).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -29,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from storage.db import normalise_url
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack
+from tests.fakes.teams import teams_channel_message
 from tests.fakes.slack_signing import (
     DEFAULT_USER_ID, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, app_mention_event, block_action_body, event_body,
     message_event, new_event_id, new_trigger_id, signed_headers, slash_command_body,
@@ -347,3 +352,60 @@ class PrivatePostgres:
             atexit.unregister(self.server._cleanup)  # its bookkeeping lives in the directory removed below
         if self.root is not None:
             await asyncio.to_thread(shutil.rmtree, self.root, True)
+
+
+# ----------------------------------------------------------------------------- Teams
+TEAMS_APP_ID = "5f3c2a1e-7b9d-4c8e-a6f0-2d4b6e8a0c13"
+TEAMS_PASSWORD = "fake-client-secret"
+TEAMS_TENANT = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f2a3b4c5d"
+
+
+def teams_env(issuer: Any, connector: Any) -> dict[str, str]:
+    """Settings that point `serve` at FakeOpenIdIssuer (channel tokens) and FakeBotConnector."""
+    return dict(MICROSOFT_APP_ID=TEAMS_APP_ID, MICROSOFT_APP_PASSWORD=TEAMS_PASSWORD,
+                MICROSOFT_APP_TENANT_ID=TEAMS_TENANT, TEAMS_OPENID_METADATA_URL=issuer.metadata_url,
+                TEAMS_TOKEN_ISSUER=issuer.issuer, TEAMS_TOKEN_ENDPOINT=connector.token_url(TEAMS_TENANT))
+
+
+class TeamsCaller:
+    """Teams' side of /api/messages: activities with a channel token from the fake issuer. A refused
+    activity is redelivered with the same id, as Teams does."""
+
+    def __init__(self, http: aiohttp.ClientSession, issuer: Any, connector: Any, channel: str) -> None:
+        self.http, self.issuer, self.connector, self.channel = http, issuer, connector, channel
+        self.during_outage: list[tuple[int, float, dict]] = []
+        self._ids = iter(range(1_780_000_000_001, 1_789_999_999_999))
+
+    async def post(self, base_url: str, text_: str | None = None, activity: dict | None = None
+                   ) -> tuple[int | None, float, dict]:
+        """(HTTP status or None when the process was gone, seconds, the activity as sent)."""
+        activity = activity or teams_channel_message(
+            service_url=self.connector.service_url, app_id=TEAMS_APP_ID, tenant_id=TEAMS_TENANT, text=text_,
+            channel_id=self.channel, message_id=str(next(self._ids)))
+        headers = {"Content-Type": "application/json",
+                   "Authorization": self.issuer.authorization(TEAMS_APP_ID, self.connector.service_url)}
+        started = time.perf_counter()
+        try:
+            async with self.http.post(f"{base_url}/api/messages", data=json.dumps(activity), headers=headers,
+                                      timeout=aiohttp.ClientTimeout(total=20)) as resp:
+                await resp.read()
+                return resp.status, time.perf_counter() - started, activity
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return None, time.perf_counter() - started, activity
+
+    async def redeliver(self, base_url: str) -> list[str]:
+        tokens = []
+        for _, _, activity in self.during_outage:
+            status, _, _ = await self.post(base_url, activity=activity)
+            assert status == 201, status
+            tokens += re.findall(r"msg-\d+-\d+", activity["text"])
+        return tokens
+
+    def carrying(self, needle: str) -> list[Any]:
+        """The messages FlowPilot posted in Teams whose current version contains `needle`."""
+        return [a for a in self.connector.activities() if needle in json.dumps(a.body, ensure_ascii=False)]
+
+    def texts(self) -> str:
+        return json.dumps([a.body for a in self.connector.activities()], ensure_ascii=False)[-3000:]
+
+

@@ -46,8 +46,10 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_signing import FORM_CONTENT_TYPE
 from tests.harness import FAKE_KEY, console_inbound, running
 from tests.harness import test_settings as make_settings
+from tests.fakes.teams import FakeBotConnector, FakeOpenIdIssuer
 from tests.reliability.serve_env import (
-    SlackCaller, Sent, ServeProcess, admin_engine, free_port, fresh_database, rows, scalar, serve_env, wait_until,
+    TEAMS_APP_ID, TEAMS_PASSWORD, SlackCaller, Sent, ServeProcess, TeamsCaller, admin_engine, free_port,
+    fresh_database, rows, scalar, serve_env, teams_env, wait_until,
 )
 
 ENGINEER = "U0ENGINEER"
@@ -322,14 +324,15 @@ async def route_escalations(caller: SlackCaller, base_url: str) -> None:
 # ----------------------------------------------------------------------------- fast variant
 async def test_kill_9_mid_flight_loses_no_accepted_event_and_posts_nothing_twice(tmp_path) -> None:
     slack, ai = common_fakes()
-    async with fresh_database("crash") as url, slack, ai, aiohttp.ClientSession() as http:
+    issuer, connector = FakeOpenIdIssuer(), FakeBotConnector(app_id=TEAMS_APP_ID, app_password=TEAMS_PASSWORD)
+    async with fresh_database("crash") as url, slack, ai, issuer, connector, aiohttp.ClientSession() as http:
         model = Model(ai, gated=True)
         engine = admin_engine(url)
-        first = ServeProcess("serve-A", serve_env(url, port=free_port(), slack=slack, ai=ai, **SERVE_EXTRA),
-                             tmp_path / "serve-A.log")
-        second = ServeProcess("serve-B", serve_env(url, port=free_port(), slack=slack, ai=ai, **SERVE_EXTRA),
-                              tmp_path / "serve-B.log")
+        both = dict(slack=slack, ai=ai, **teams_env(issuer, connector), **SERVE_EXTRA)
+        first = ServeProcess("serve-A", serve_env(url, port=free_port(), **both), tmp_path / "serve-A.log")
+        second = ServeProcess("serve-B", serve_env(url, port=free_port(), **both), tmp_path / "serve-B.log")
         traffic = Traffic(SlackCaller(http))
+        teams = TeamsCaller(http, issuer, connector, channel="19:c4a5hcrash000000000000000000000@thread.tacv2")
         try:
             await first.start()
             await first.wait_ready()
@@ -362,6 +365,10 @@ async def test_kill_9_mid_flight_loses_no_accepted_event_and_posts_nothing_twice
 
             await wait_until(mid_flight, 20, "turns, summaries and posts in flight in serve-A")
             held_at_kill = [p["ts"] for p in slack.held_posts()]
+            # a Teams session too, its first turn waiting on the model when the process dies
+            teams_status, _, _ = await teams.post(first.base_url, "new Teams dock flickers msg-10-0")
+            assert teams_status == 201
+            await model.wait_waiting("chat", 4)
 
             # A request caught half way through its transaction when the process dies: the test
             # holds the row its de-duplication insert needs, so the server waits inside the core call.
@@ -399,6 +406,8 @@ async def test_kill_9_mid_flight_loses_no_accepted_event_and_posts_nothing_twice
             figures = await check_nothing_lost_nothing_twice(slack, engine, traffic)
             assert figures["accepted_messages"] == 3 * 2 + 1 + 1 and figures["escalations"] == 2
             assert traffic.sessions[9].tokens == ["msg-9-0"]  # completed by Slack's retry
+            assert len(teams.carrying("Reply to msg-10-0.")) == 1  # the Teams turn, taken over by serve-B
+            assert not teams.carrying("FlowPilot is thinking")
             # the posts held at the kill were found at Slack by the next process, not posted again
             refs = {r.ts: r.attempts for r in await rows(
                 engine, "SELECT message_ref->>'ts' AS ts, max(attempts) AS attempts FROM outbox "

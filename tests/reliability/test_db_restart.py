@@ -28,9 +28,11 @@ import pytest
 
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack
+from tests.fakes.teams import FakeBotConnector, FakeOpenIdIssuer
 from tests.harness import FAKE_KEY
 from tests.reliability.serve_env import (
-    PrivatePostgres, SlackCaller, Sent, ServeProcess, admin_engine, free_port, rows, scalar, serve_env, wait_until,
+    TEAMS_APP_ID, TEAMS_PASSWORD, PrivatePostgres, SlackCaller, Sent, ServeProcess, TeamsCaller, admin_engine,
+    free_port, rows, scalar, serve_env, teams_env, wait_until,
 )
 from tests.reliability.test_crash import TOKEN, last_user_text
 
@@ -117,13 +119,17 @@ async def half_applied(engine) -> dict[str, int]:
     return {name: await scalar(engine, sql) for name, sql in checks.items()}
 
 
-async def restart_cycle(db: PrivatePostgres, load: SteadyLoad, mode: str, outage_requests: int) -> dict[str, float]:
-    """Stop the database, let `outage_requests` requests meet the outage, start it again, and
-    measure how long until a request is accepted again."""
+async def restart_cycle(db: PrivatePostgres, load: SteadyLoad, mode: str, outage_requests: int,
+                        teams: "TeamsCaller | None" = None) -> dict[str, float]:
+    """Stop the database, let `outage_requests` requests meet the outage (a Teams activity among
+    them), start it again, and measure how long until a request is accepted again."""
     load.phase = "changing"
     await db.stop(mode)
     load.phase = "down"
     seen = load.count("down")
+    if teams is not None:
+        teams.during_outage.append(await teams.post(load.base_url, f"new Teams {len(teams.during_outage)} "
+                                                                    f"laptop dock msg-9-{len(teams.during_outage)}"))
     await wait_until(lambda: load.count("down") >= seen + outage_requests, 30, "requests during the outage")
     load.phase = "changing"
     await db.start()
@@ -156,10 +162,14 @@ async def run_restarts(tmp_path, cycles: list[tuple[str, int]], seed: int = 1) -
     ai.responder = answer
     engine = admin_engine(db.url)
     figures: dict = {"cycles": []}
-    async with slack, ai, aiohttp.ClientSession() as http:
+    issuer = FakeOpenIdIssuer()
+    connector = FakeBotConnector(app_id=TEAMS_APP_ID, app_password=TEAMS_PASSWORD)
+    async with slack, ai, issuer, connector, aiohttp.ClientSession() as http:
         proc = ServeProcess("serve", serve_env(db.url, port=free_port(), slack=slack, ai=ai,
-                                               FLOWPILOT_POLL_SECONDS=str(POLL_S), FLOWPILOT_WORKERS="6"),
+                                               FLOWPILOT_POLL_SECONDS=str(POLL_S), FLOWPILOT_WORKERS="6",
+                                               **teams_env(issuer, connector)),
                            tmp_path / "serve.log")
+        teams = TeamsCaller(http, issuer, connector, channel="19:d0d0d0restart000000000000000000@thread.tacv2")
         caller = SlackCaller(http)
         try:
             await proc.start()
@@ -182,7 +192,8 @@ async def run_restarts(tmp_path, cycles: list[tuple[str, int]], seed: int = 1) -
             for n, (mode, outage_requests) in enumerate(cycles):
                 if n:  # vary where the next cut lands in the stream of requests (a pace, not a sync point)
                     await asyncio.sleep(rng.uniform(0.2, 1.5))
-                figures["cycles"].append({"mode": mode, **await restart_cycle(db, load, mode, outage_requests)})
+                figures["cycles"].append({"mode": mode, **await restart_cycle(db, load, mode, outage_requests,
+                                                                              teams)})
             load.stop()
             await runner
 
@@ -196,8 +207,14 @@ async def run_restarts(tmp_path, cycles: list[tuple[str, int]], seed: int = 1) -
             figures["slowest_refusal_s"] = round(max(s.sent.seconds for s in down), 3)
             figures["statuses"] = sorted({s.sent.status for s in down})
 
-            # Slack redelivers what was refused; then every message has exactly one reply
+            # Teams was refused the same way, fast and with a status it redelivers on
+            for status, seconds, _ in teams.during_outage:
+                assert not 200 <= status < 300 and seconds < FAIL_FAST_S, (status, seconds)
+            figures["teams_outage_statuses"] = sorted({status for status, _, _ in teams.during_outage})
+
+            # Slack and Teams redeliver what was refused; then every message has exactly one reply
             tokens = [*first_tokens, *await redeliver(caller, proc.base_url, load)]
+            teams_tokens = await teams.redeliver(proc.base_url)
 
             async def settled() -> bool:
                 busy = await scalar(engine, "SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')")
@@ -228,6 +245,8 @@ async def run_restarts(tmp_path, cycles: list[tuple[str, int]], seed: int = 1) -
                     raise AssertionError(f"{token}: {hits} replies; request {shot}; stored {facts}; "
                                          f"texts {[t for t in texts if token in t]}")
             assert not [t for t in texts if "FlowPilot is thinking" in t]
+            for token in teams_tokens:  # one Teams message carries the answer
+                assert len(teams.carrying(f"Reply to {token}.")) == 1, (token, teams.texts())
             assert await half_applied(engine) == {
                 "session without header": 0, "message without turn job": 0, "message without placeholder": 0,
                 "turn job without message": 0, "event recorded without effect": 0}

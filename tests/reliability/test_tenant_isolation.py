@@ -368,3 +368,157 @@ async def test_every_button_of_every_card_replayed_across_workspaces(two_tenants
         assert len([c for c in bot.fake.calls if c.headers.get("Authorization") == f"Bearer {victim.token}"]) \
             == victim_calls
     print(f"\nLONG isolation run: {figures}, forged actions refused: {replayed}")
+
+
+# ----------------------------------------------------------------------------- Teams as the other tenant
+TEAMS_APP_ID = "5f3c2a1e-7b9d-4c8e-a6f0-2d4b6e8a0c13"
+TEAMS_PASSWORD = "fake-client-secret"
+TEAMS_TENANT = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f2a3b4c5d"
+TEAMS_CHANNEL = "19:c0ffee00charlie0000000000000000@thread.tacv2"
+
+
+@dataclass
+class TeamsSide:
+    issuer: Any
+    connector: Any
+
+    def auth(self) -> str:
+        return self.issuer.authorization(TEAMS_APP_ID, self.connector.service_url)
+
+    async def post(self, bot: SlackBot, activity: dict[str, Any]) -> tuple[int, Any]:
+        async with bot.http.post("/api/messages", data=json.dumps(activity),
+                                 headers={"Content-Type": "application/json", "Authorization": self.auth()}) as resp:
+            raw = await resp.text()
+            return resp.status, (json.loads(raw) if raw and resp.content_type == "application/json" else None)
+
+    def message(self, text_: str) -> dict[str, Any]:
+        from tests.fakes.teams import teams_channel_message
+
+        return teams_channel_message(service_url=self.connector.service_url, app_id=TEAMS_APP_ID,
+                                     tenant_id=TEAMS_TENANT, text=text_, channel_id=TEAMS_CHANNEL,
+                                     message_id=str(next(_teams_ids)))
+
+    def invoke(self, data: dict[str, Any], card_id: str) -> dict[str, Any]:
+        from tests.fakes.teams import teams_card_action_invoke
+
+        return teams_card_action_invoke(service_url=self.connector.service_url, app_id=TEAMS_APP_ID,
+                                        tenant_id=TEAMS_TENANT, verb=str(data["a"]), data=data,
+                                        card_activity_id=card_id, channel_id=TEAMS_CHANNEL)
+
+    def executes(self) -> list[tuple[str, dict[str, Any]]]:
+        """(activity id, Action.Execute data) of every button on every card FlowPilot posted in Teams."""
+        out = []
+        for activity in self.connector.activities():
+            for attachment in activity.attachments:
+                for node in _walk(attachment.get("content")):
+                    if node.get("type") == "Action.Execute" and isinstance(node.get("data"), dict):
+                        out.append((activity.id, node["data"]))
+        return out
+
+    def texts(self) -> str:
+        return json.dumps([a.body for a in self.connector.activities()])
+
+
+_teams_ids = iter(range(1_790_000_000_001, 1_799_999_999_999))
+
+
+def _walk(node: Any):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+def as_teams_data(button: dict[str, Any]) -> dict[str, Any]:
+    """A Slack button's payload as a Teams Action.Execute carries it (same `a`/`v`, inputs merged)."""
+    data = {"a": button["a"], "v": button["v"]}
+    if button.get("i") is not None:
+        data.update({"i": "in1", "in1": "Charlie typed this"})
+    return data
+
+
+@pytest.fixture
+async def slack_and_teams(db, database_url):
+    from tests.fakes.teams import FakeBotConnector, FakeOpenIdIssuer
+
+    async with FakeOpenIdIssuer() as issuer, FakeBotConnector(app_id=TEAMS_APP_ID, app_password=TEAMS_PASSWORD) \
+            as connector:
+        teams_env = dict(MICROSOFT_APP_ID=TEAMS_APP_ID, MICROSOFT_APP_PASSWORD=TEAMS_PASSWORD,
+                         MICROSOFT_APP_TENANT_ID=TEAMS_TENANT, TEAMS_OPENID_METADATA_URL=issuer.metadata_url,
+                         TEAMS_TOKEN_ISSUER=issuer.issuer, TEAMS_TOKEN_ENDPOINT=connector.token_url(TEAMS_TENANT))
+        async with slack_bot(database_url, oauth=True, FLOWPILOT_SECRET_KEY=generate_key(),
+                             ESCALATION_REPING_MINUTES=600, **teams_env) as bot:
+            bot.ai.responder = model_reply
+            async with aiohttp.ClientSession() as http:
+                ALPHA.caller = SlackCaller(http, team_id=ALPHA.team_id, secret=bot.secret)
+                ALPHA.sessions = {}
+                await install(bot, ALPHA)
+                ALPHA.caller.bot_user_id = ALPHA.bot_user_id
+                await command(bot, ALPHA, "seniors here", user=ALPHA.admin, channel=ALPHA.seniors)
+                yield bot, TeamsSide(issuer, connector)
+
+
+async def test_a_teams_tenant_and_a_slack_workspace_cannot_reach_each_other(slack_and_teams) -> None:
+    bot, teams = slack_and_teams
+    await run_tenant(bot, ALPHA, ["Alpha printer down", "Alpha scanner jams"], ["Alpha printer down"])
+    status, _ = await teams.post(bot, teams.message("new Charlie mail bounces"))
+    assert status == 201
+    await teams.connector.wait_for(lambda c: any(d.get("a") == "fix_applied" for _, d in teams.executes()), 15)
+    await settled(bot)
+    charlie_account = str((await account_rows_by_workspace(bot, "teams", TEAMS_TENANT)))
+    assert charlie_account != ALPHA.account_id
+    assert "Alpha" not in teams.texts()  # the Teams side never saw Alpha's data
+
+    # Teams people click Alpha's buttons (ids from Alpha's Slack cards): not found, nothing changes
+    alpha_before = await account_rows(bot, ALPHA)
+    alpha_calls = len([c for c in bot.fake.calls if c.headers.get("Authorization") == f"Bearer {ALPHA.token}"])
+    chosen: dict[str, dict[str, Any]] = {}
+    for b in replayable(bot, ALPHA):
+        chosen.setdefault(b["a"], b)
+    card_id = teams.executes()[0][0]  # the click arrives on one of Charlie's own cards
+    for action, button in sorted(chosen.items()):
+        status, body = await teams.post(bot, teams.invoke(as_teams_data(button), card_id))
+        assert status == 200, (action, status)
+        assert body["value"] and "not found" in str(body["value"]).lower(), (action, body)
+    await settled(bot)
+    assert await account_rows(bot, ALPHA) == alpha_before
+    assert len([c for c in bot.fake.calls if c.headers.get("Authorization") == f"Bearer {ALPHA.token}"]) \
+        == alpha_calls, "a Teams click made something happen in Alpha's Slack"
+
+    # and Alpha's people click Charlie's Teams buttons inside Slack: not found, nothing posted to Teams
+    connector_calls = len(teams.connector.calls)
+    charlie = [{"a": d["a"], "v": d["v"], "i": ({"n": "text", "l": "Text"} if d.get("i") else None),
+                "_element": {"action_id": f"fp:{d['a']}:0",
+                             "value": json.dumps({"a": d["a"], "v": d["v"],
+                                                  **({"i": {"n": "text", "l": "Text"}} if d.get("i") else {})})}}
+               for _, d in teams.executes() if d.get("a") and isinstance(d.get("v"), dict) and d["v"]]
+    refused = await replay_into(bot, None, ALPHA, ALPHA.admin, charlie)
+    await settled(bot)
+    assert refused == len(charlie) > 0
+    assert await account_rows(bot, ALPHA) == alpha_before
+    assert len(teams.connector.calls) == connector_calls, "a Slack click made something happen in Teams"
+
+    # queue on each side lists only its own account's escalations
+    await check_queue_one(bot, ALPHA, ["Alpha printer down"], forbidden=["Charlie"])
+    status, _ = await teams.post(bot, teams.message("queue"))
+    assert status == 201
+    await teams.connector.wait_for(lambda c: "escalations" in teams.texts().lower(), 15)
+    assert "Alpha" not in teams.texts()
+    print(f"\nteams/slack isolation: {len(chosen)} Alpha actions refused in Teams, {refused} Teams actions "
+          f"refused in Slack")
+
+
+async def account_rows_by_workspace(bot: SlackBot, platform: str, external_id: str) -> str:
+    async with bot.comps.db.admin.connect() as conn:
+        return str((await conn.execute(text("SELECT account_id FROM workspaces WHERE platform = :p AND "
+                                            "external_id = :e"), dict(p=platform, e=external_id))).scalar_one())
+
+
+async def check_queue_one(bot: SlackBot, ws: Workspace, titles: list[str], forbidden: list[str]) -> None:
+    before = len(bot.fake.ephemerals(ws.admin))
+    await command(bot, ws, "queue", user=ws.admin, channel=ws.seniors)
+    shown = json.dumps((await bot.fake.wait_for(lambda: bot.fake.ephemerals(ws.admin)[before:]))[0])
+    assert all(t in shown for t in titles) and not any(f in shown for f in forbidden)
