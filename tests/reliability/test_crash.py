@@ -500,7 +500,14 @@ async def test_repeated_kill_9_of_either_of_two_processes_under_load(tmp_path) -
                         await escalate(traffic, rng.choice(live()), k)
                 await asyncio.sleep(rng.uniform(0.1, 1.5))  # let work get under way, then cut it (a pace)
                 victim = rng.randrange(2)
+                # a few requests are on the wire when the process dies: those cut off get no 200
+                # and are sent again (to the survivor) by Traffic.redeliver, as Slack would
+                targets = [p.base_url for p in procs]
+                burst = [asyncio.create_task(reply(traffic, rng.choice(targets), k, 100 + n))
+                         for k in rng.sample([k for k, s in traffic.sessions.items() if not s.escalated], 3)]
+                await asyncio.sleep(0)  # let them leave
                 procs[victim].kill()
+                await asyncio.gather(*burst)
                 await procs[victim].wait_exit()
                 kills += 1
                 procs[victim] = new_process(victim)

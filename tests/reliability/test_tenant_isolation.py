@@ -95,8 +95,8 @@ async def install(bot: SlackBot, ws: Workspace) -> None:
     done = await bot.http.get("/slack/oauth_redirect", params={"code": code, "state": state},
                               headers={"Cookie": cookie}, allow_redirects=False)
     assert done.status == 200, await done.text()
-    identity = next(i for i in bot.fake._identities.values() if i.team_id == ws.team_id)
-    ws.token, ws.bot_user_id = identity.token, identity.bot_user_id
+    ws.token = bot.fake.calls_to("oauth.v2.access")[-1].response["access_token"]
+    ws.bot_user_id = bot.fake.identity(ws.token).bot_user_id
     async with bot.comps.db.admin.connect() as conn:
         ws.account_id = str((await conn.execute(text(
             "SELECT account_id FROM workspaces WHERE platform = 'slack' AND external_id = :t"),
@@ -245,9 +245,8 @@ def replayable(bot: SlackBot, ws: Workspace) -> list[dict[str, Any]]:
     return out
 
 
-async def replay_into(bot: SlackBot, victim: Workspace, actor: Workspace, user: str,
-                      victim_buttons: list[dict[str, Any]]) -> int:
-    """The actor's user clicks each of the victim's buttons inside the actor's own workspace (and
+async def replay_into(bot: SlackBot, actor: Workspace, user: str, victim_buttons: list[dict[str, Any]]) -> int:
+    """The actor's user clicks each of another account's buttons inside the actor's own workspace (and
     submits the modal when the button asks for text first). Each one must be refused as "not
     found", ephemerally in the actor's channel or on the modal's field. Returns the refusals."""
     anchor = bot.fake.messages(actor.channel)[-1]  # the message they "clicked": one of their own
@@ -286,8 +285,7 @@ async def check_isolation(bot: SlackBot, escalated: dict[str, list[str]]) -> dic
         for title in escalated[other.name]:
             assert title not in seniors_text
         # all of this workspace's messages were posted by its own bot, with its own token
-        assert {m["bot_id"] for c in ws.channels for m in fake.messages(c)} == \
-            {next(i for i in fake._identities.values() if i.team_id == ws.team_id).bot_id}
+        assert {m["bot_id"] for c in ws.channels for m in fake.messages(c)} == {fake.identity(ws.token).bot_id}
         assert tokens_used_in(bot, ws.channels) == {ws.token}
         assert not [m for c in ws.channels for m in fake.messages(c) if other.name in m["text"]]
     # jobs: each model request carried one tenant's text only
@@ -328,7 +326,7 @@ async def test_two_workspaces_cannot_read_or_change_each_other(two_tenants) -> N
             chosen.setdefault(b["a"], b)
         missing = wanted - set(chosen)
         assert not missing, f"{victim.name} cards lack {missing}"
-        refused = await replay_into(bot, victim, actor, actor.admin, [chosen[a] for a in sorted(wanted)])
+        refused = await replay_into(bot, actor, actor.admin, [chosen[a] for a in sorted(wanted)])
         await settled(bot)
         assert refused == len(wanted)
         assert await account_rows(bot, victim) == victim_before, f"{actor.name} changed {victim.name}'s data"
@@ -362,7 +360,7 @@ async def test_every_button_of_every_card_replayed_across_workspaces(two_tenants
         victim_calls = len([c for c in bot.fake.calls if c.headers.get("Authorization") == f"Bearer {victim.token}"])
         every = replayable(bot, victim)
         for user in (actor.admin, actor.engineer):
-            replayed += await replay_into(bot, victim, actor, user, every)
+            replayed += await replay_into(bot, actor, user, every)
         await settled(bot)
         assert await account_rows(bot, victim) == victim_before
         assert len([c for c in bot.fake.calls if c.headers.get("Authorization") == f"Bearer {victim.token}"]) \
@@ -495,7 +493,7 @@ async def test_a_teams_tenant_and_a_slack_workspace_cannot_reach_each_other(slac
                              "value": json.dumps({"a": d["a"], "v": d["v"],
                                                   **({"i": {"n": "text", "l": "Text"}} if d.get("i") else {})})}}
                for _, d in teams.executes() if d.get("a") and isinstance(d.get("v"), dict) and d["v"]]
-    refused = await replay_into(bot, None, ALPHA, ALPHA.admin, charlie)
+    refused = await replay_into(bot, ALPHA, ALPHA.admin, charlie)
     await settled(bot)
     assert refused == len(charlie) > 0
     assert await account_rows(bot, ALPHA) == alpha_before
