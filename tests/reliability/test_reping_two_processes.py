@@ -24,7 +24,7 @@ async def test_two_serve_processes_post_one_reping_per_slot(tmp_path):
                       ESCALATION_REPING_MAX=str(SLOTS), ESCALATION_SUMMARY_TIMEOUT_SECONDS="5")
         envs = [serve_env(url, port=free_port(), slack=slack, ai=ai, **common) for _ in range(2)]
         async with serving(tmp_path, *envs) as (one, two):
-            caller = SlackCaller(http, team_id=slack.team_id, bot_user_id=slack.bot_user_id)
+            caller = SlackCaller(http, team_id=slack.team_id, bot_user_id=slack.identity().bot_user_id)
             assert (await caller.command(one.base_url, "seniors here", channel_id=SENIORS)).accepted
             assert (await caller.command(two.base_url, "new Printer offline on floor 3")).accepted
             header = await slack.wait_for(lambda: [m for m in slack.messages(WORK) if not m.get("thread_ts")
