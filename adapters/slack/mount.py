@@ -51,6 +51,10 @@ class SlackRuntime:
     socket_handler: Any = None
 
 
+AUTHORIZE_FAILED = ("FlowPilot could not check this workspace's installation just now. Please try again in a "
+                    "moment.")
+
+
 def request_kind(body: Any) -> str:
     return ingress.kind_of(body)
 
@@ -64,6 +68,11 @@ def events_handler(bolt: AsyncApp, observe: Observe | None,
             bolt_response = await bolt.async_dispatch(bolt_request)
         except ingress.MALFORMED:
             return await ingress.unreadable(request, signing_secret)  # 401 unless signed, then 400
+        if bolt_response.status == 200 and bolt_response.body == AUTHORIZE_FAILED \
+                and request_kind(bolt_request.body).startswith("event"):
+            # bolt could not authorize (e.g. auth.test answered 429/5xx) and would answer 200, which
+            # Slack never retries: answer 503 instead so the event is redelivered, not lost.
+            return web.json_response({"error": "authorization temporarily unavailable"}, status=503)
         response = await to_aiohttp_response(bolt_response)
         if observe is not None:
             observe(request_kind(bolt_request.body), time.perf_counter() - started, response.status)
@@ -88,14 +97,15 @@ def _build_bolt(cfg: SlackConfig, comps: Any, client: AsyncWebClient, profiles: 
     if not cfg.oauth:
         # The client carries SLACK_BOT_TOKEN; bolt authorizes every request with it.
         bolt = AsyncApp(signing_secret=cfg.signing_secret or "", client=client, name="flowpilot",
-                        process_before_response=True)
+                        process_before_response=True, user_facing_authorize_error_message=AUTHORIZE_FAILED)
         return bolt, StaticTokens(cfg.bot_token or "")
     installations, states = build_stores(cfg.client_id or "", comps.db.admin, cfg.secret_key)
     oauth_settings = build_oauth_settings(
         cfg.client_id or "", cfg.client_secret or "", SLACK_BOT_SCOPES, installations, states,
         on_install=functools.partial(link_installation, comps.store, profiles))
     bolt = AsyncApp(signing_secret=cfg.signing_secret or "", client=client, oauth_settings=oauth_settings,
-                    name="flowpilot", process_before_response=True)
+                    name="flowpilot", process_before_response=True,
+                    user_facing_authorize_error_message=AUTHORIZE_FAILED)
     return bolt, InstalledTokens(installations, fallback=cfg.bot_token)
 
 

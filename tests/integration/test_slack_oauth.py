@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from storage.secrets import generate_key
+from tests.fakes.slack_signing import app_mention_event
 from tests.integration.slack_fixtures import slack_bot
 
 TEAM = "T0FPTEAM2"
@@ -88,3 +89,18 @@ async def test_installation_tables_are_migrated_outside_the_app_role(database) -
     assert types == {"slack_bots.bot_token": "text", "slack_installations.bot_token": "text"}
     assert readable is False  # tenant code (the app role) cannot read bot tokens
     assert states is True
+
+
+async def test_an_event_is_redelivered_not_lost_when_slack_cannot_authorize_it(bot) -> None:
+    """bolt answers 200 (never retried by Slack) when auth.test fails; we answer 503 so Slack
+    redelivers, and the redelivery is handled once Slack's API is back."""
+    await install(bot)
+    bot.fake.fail_next("auth.test", status=500, times=20)
+    mention = app_mention_event(text="new Printer jammed on floor 2", channel=bot.channel, user=INSTALLER, team=TEAM)
+    first = await bot.event(mention, event_id="Ev0AUTHFAIL1", team_id=TEAM)
+    assert first.status == 503
+    assert (await bot.counts())["ai_sessions"] == 0
+    bot.fake._faults.clear()  # Slack's API is back
+    retried = await bot.event(mention, event_id="Ev0AUTHFAIL1", team_id=TEAM, retry_num=1)
+    assert retried.status == 200
+    assert (await bot.counts())["ai_sessions"] == 1

@@ -216,7 +216,7 @@ async def test_with_the_model_down_and_connectwise_flapping_everyone_is_told_the
 # ----------------------------------------------------------------------------- long variant
 @pytest.mark.long
 async def test_many_sessions_while_connectwise_flaps_and_the_model_comes_and_goes(db, database_url) -> None:
-    rng = random.Random(5)
+    rng, flaps = random.Random(5), random.Random(6)  # who does what; how the upstreams misbehave
     tickets = list(range(201, 231))
     async with degraded(database_url, tickets) as (bot, cw):
         fake = bot.fake
@@ -224,14 +224,14 @@ async def test_many_sessions_while_connectwise_flaps_and_the_model_comes_and_goe
 
         async def flap() -> None:  # ConnectWise and the model misbehave at random, independently
             while not stop.is_set():
-                cw.ignore_status_changes = rng.random() < 0.5
-                if rng.random() < 0.3:
-                    cw.fail_next(rng.choice(["POST /service/tickets", "PATCH /service/tickets",
-                                             "GET /service/tickets"]), status=rng.choice([500, 502, 503]),
-                                 times=rng.randint(1, 3))
-                bot.ai.up() if rng.random() < 0.3 else bot.ai.down()
+                cw.ignore_status_changes = flaps.random() < 0.5
+                if flaps.random() < 0.3:
+                    cw.fail_next(flaps.choice(["POST /service/tickets", "PATCH /service/tickets",
+                                             "GET /service/tickets"]), status=flaps.choice([500, 502, 503]),
+                                 times=flaps.randint(1, 3))
+                bot.ai.up() if flaps.random() < 0.3 else bot.ai.down()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), rng.uniform(0.1, 0.6))  # the flapping's pace
+                    await asyncio.wait_for(stop.wait(), flaps.uniform(0.1, 0.6))  # the flapping's pace
 
         flapper = asyncio.create_task(flap())
         heads = {t: await start(bot, f"Issue {t} #{t}") for t in tickets}
