@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 FLOWPILOT = Path(sys.executable).parent / "flowpilot"
 SIGNING_SECRET = "0b3f6a2ad5e94f7c9e1d2c3b4a596877"
 READY_TIMEOUT_S = 60.0
+TOKEN = re.compile(r"msg-\d+-\d+")  # tests put one in each message; the fake model echoes it back
 _names = itertools.count(1)
 
 # Fast recovery and fast retries for tests; FLOWPILOT_JOB_LEASE_SECONDS=3 so a killed process's
@@ -104,6 +105,13 @@ async def wait_until(check: Callable[[], Any], timeout: float, what: str, every:
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
         await asyncio.sleep(every)
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the last user message of an Anthropic Messages request body."""
+    content = body["messages"][-1]["content"]
+    return content if isinstance(content, str) else "\n".join(b.get("text", "") for b in content
+                                                              if b.get("type") == "text")
 
 
 # ----------------------------------------------------------------------------- environment
@@ -398,7 +406,7 @@ class TeamsCaller:
         for _, _, activity in self.during_outage:
             status, _, _ = await self.post(base_url, activity=activity)
             assert status == 201, status
-            tokens += re.findall(r"msg-\d+-\d+", activity["text"])
+            tokens += TOKEN.findall(activity["text"])
         return tokens
 
     def carrying(self, needle: str) -> list[Any]:

@@ -8,7 +8,8 @@ reply must come. A request that got no 200 (the process was gone) is sent again,
 retries, and must still have exactly one effect.
 
 The kill is placed deterministically where it hurts most:
-- model calls (AI turns and escalation summaries) are waiting on the model (a gated responder);
+- model calls (AI turns, one of them a Teams session's, and escalation summaries) are waiting on the
+  model (a gated responder);
 - Slack has accepted posts whose answers are still on the wire (HoldingSlack holds them), so the
   dying process never learned their message ts;
 - a slash command is half way through its transaction when the process dies (the test holds the
@@ -21,7 +22,8 @@ escalation per route with its AI summary, no failed job or delivery, and no Slac
 twice (every post carries its outbox delivery key; none appears twice).
 
 The long variant (`pytest -m long`) runs two processes side by side behind a round-robin "load
-balancer" and kills one of them at random moments, over and over, while traffic continues."""
+balancer" and kills one of them at random moments, over and over, while traffic continues (some
+requests on the wire at the moment of the kill); then the same checks."""
 from __future__ import annotations
 
 import asyncio
@@ -48,15 +50,14 @@ from tests.harness import FAKE_KEY, console_inbound, running
 from tests.harness import test_settings as make_settings
 from tests.fakes.teams import FakeBotConnector, FakeOpenIdIssuer
 from tests.reliability.serve_env import (
-    TEAMS_APP_ID, TEAMS_PASSWORD, SlackCaller, Sent, ServeProcess, TeamsCaller, admin_engine, free_port,
-    fresh_database, rows, scalar, serve_env, teams_env, wait_until,
+    TEAMS_APP_ID, TEAMS_PASSWORD, TOKEN, SlackCaller, Sent, ServeProcess, TeamsCaller, admin_engine, free_port,
+    fresh_database, last_user_text, rows, scalar, serve_env, teams_env, wait_until,
 )
 
 ENGINEER = "U0ENGINEER"
 NEWBIE = "U0NEWBIE1"
 ADMIN = "U0SENIOR1"
 SENIORS = "C0SENIORS"
-TOKEN = re.compile(r"msg-\d+-\d+")
 SUMMARY = {"summary_prose": "SUMMARY-OK: the spooler keeps dying after restarts.",
            "what_we_know": ["Spooler stops"], "likely_cause": "A corrupt driver",
            "suggested_steps": ["Reinstall the driver", "Clear the queue"], "confidence": "medium"}
@@ -98,12 +99,6 @@ class HoldingSlack(FakeSlack):
 
     def held_posts(self) -> list[dict[str, Any]]:
         return [answer for method, _, answer in self.held if method == "chat.postMessage"]
-
-
-def last_user_text(body: dict[str, Any]) -> str:
-    content = body["messages"][-1]["content"]
-    return content if isinstance(content, str) else "\n".join(b.get("text", "") for b in content
-                                                              if b.get("type") == "text")
 
 
 def is_chat(body: dict[str, Any]) -> bool:

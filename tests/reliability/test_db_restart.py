@@ -1,9 +1,10 @@
 """Promise 4: the database restarts under steady load, and FlowPilot neither lies nor wedges.
 
-A `flowpilot serve` subprocess runs on a PRIVATE embedded Postgres (its own data directory, never
-the shared test server) while a steady stream of signed Slack requests arrives: thread replies
-in open sessions and new sessions from slash commands. The test stops Postgres, keeps the
-requests coming, then starts Postgres again. It checks:
+A `flowpilot serve` subprocess (Slack and Teams mounted) runs on a PRIVATE embedded Postgres (its
+own data directory, never the shared test server) while a steady stream of signed Slack requests
+arrives: thread replies in open sessions and new sessions from slash commands; a Teams activity
+arrives during each outage. The test stops Postgres, keeps the requests coming, then starts
+Postgres again. It checks:
 
 - during the outage every request is answered fast (well inside Slack's 3 s) with a non-2xx
   status, so Slack delivers it again; nothing is acknowledged that was not recorded;
@@ -31,10 +32,9 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.teams import FakeBotConnector, FakeOpenIdIssuer
 from tests.harness import FAKE_KEY
 from tests.reliability.serve_env import (
-    TEAMS_APP_ID, TEAMS_PASSWORD, PrivatePostgres, SlackCaller, Sent, ServeProcess, TeamsCaller, admin_engine,
-    free_port, rows, scalar, serve_env, teams_env, wait_until,
+    TEAMS_APP_ID, TEAMS_PASSWORD, TOKEN, PrivatePostgres, SlackCaller, Sent, ServeProcess, TeamsCaller, admin_engine,
+    free_port, last_user_text, rows, scalar, serve_env, teams_env, wait_until,
 )
-from tests.reliability.test_crash import TOKEN, last_user_text
 
 ENGINEER = "U0ENGINEER"
 SLACK_ACK_BUDGET_S = 3.0

@@ -227,7 +227,7 @@ async def test_many_sessions_while_connectwise_flaps_and_the_model_comes_and_goe
                 cw.ignore_status_changes = flaps.random() < 0.5
                 if flaps.random() < 0.3:
                     cw.fail_next(flaps.choice(["POST /service/tickets", "PATCH /service/tickets",
-                                             "GET /service/tickets"]), status=flaps.choice([500, 502, 503]),
+                                               "GET /service/tickets"]), status=flaps.choice([500, 502, 503]),
                                  times=flaps.randint(1, 3))
                 bot.ai.up() if flaps.random() < 0.3 else bot.ai.down()
                 with contextlib.suppress(asyncio.TimeoutError):
