@@ -62,6 +62,7 @@ class Copilot:
         self.bootstrap_admins = frozenset(bootstrap_admins)
         self.actions: dict[Action, ActionHandler] = {}
         self.commands: dict[str, Callable[[Call, ParsedCommand], Awaitable[Reply]]] = {}
+        self.ticket_linker: Callable[[Call, Session, str], Awaitable[None]] | None = None
         self._register_core()
 
     # ------------------------------------------------------------------ entry points
@@ -175,7 +176,7 @@ class Copilot:
         session = Session(id=uuid.uuid4(), account_id=call.uow.account_id, user_id=call.actor.id,
                           title=problem.splitlines()[0][:TITLE_MAX], intake_content={"text": problem, "origin": origin})
         if ticket_id:
-            await self.link_ticket(call, session, ticket_id)
+            await (self.ticket_linker or self.link_ticket)(call, session, ticket_id)
         await call.uow.sessions.add(session)
         if in_thread and where.thread_id:
             thread = ChatThread(where.platform, where.workspace_id, where.channel_id, where.thread_id)
@@ -187,7 +188,8 @@ class Copilot:
                      session_id=str(session.id))
 
     async def link_ticket(self, call: Call, session: Session, ticket_id: str) -> None:
-        """Overridden by the PSA feature to attach the account's ConnectWise connection."""
+        """Default linking; the PSA feature installs `ticket_linker` to also create an
+        environment-configured ConnectWise connection."""
         session.psa_ticket_id = ticket_id
         session.intake_type = "psa_ticket"
         conn = await call.uow.psa.active_connection()

@@ -42,7 +42,7 @@ def register(copilot: Copilot, *, psa: PsaGateway | None, reping_minutes: float)
     c["metrics"] = flows.cmd_metrics
     c["seniors here"] = flows.cmd_seniors_here
     c["psa connect"] = flows.cmd_psa_connect
-    copilot.link_ticket = flows.link_ticket  # type: ignore[method-assign]
+    copilot.ticket_linker = flows.link_ticket
     _count_first_actions(copilot)
 
 

@@ -17,6 +17,7 @@ token-endpoint credentials do a plain client-credentials POST (same form fields 
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -47,7 +48,7 @@ class OutboundTokenError(Exception):
         self.permanent = permanent
 
 
-class _PreparedCredentials(AppCredentials):
+class _PreparedCredentials(AppCredentials, abc.ABC):
     """msrest asks for the token synchronously on the event loop (`signed_session`), so it must
     already be in hand: `prepare()` fetches it in a worker thread first."""
 
@@ -65,8 +66,9 @@ class _PreparedCredentials(AppCredentials):
                 self.last_error = error
                 raise
 
+    @abc.abstractmethod
     async def _refresh_if_needed(self) -> None:
-        raise NotImplementedError
+        """Make sure a fresh token is cached (each credential kind fetches it its own way)."""
 
     def _raise_last_error(self) -> None:
         raise self.last_error or OutboundTokenError("no Bot Connector token has been fetched yet")

@@ -30,6 +30,7 @@ Builders at the end produce realistic Teams activities as wire dicts: a channel 
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import itertools
@@ -74,7 +75,7 @@ def _bind_loopback() -> socket.socket:
     return sock
 
 
-class _LocalServer:
+class _LocalServer(abc.ABC):
     """Shared lifecycle: an aiohttp app on 127.0.0.1 and a free port."""
 
     def __init__(self) -> None:
@@ -87,8 +88,9 @@ class _LocalServer:
             raise RuntimeError(f"{type(self).__name__} is not started")
         return f"http://127.0.0.1:{self._port}"
 
+    @abc.abstractmethod
     def _routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+        """Register this fake's routes on `app`."""
 
     async def start(self):
         app = web.Application()
