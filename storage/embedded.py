@@ -32,12 +32,13 @@ def socket_url(pgdata: Path, database: str) -> str:
 
 
 def drop_and_create(data_dir: Path, database: str) -> str:
-    """Tests only: a fresh database on the embedded server."""
+    """Tests and benchmarks only: a fresh database on the embedded server, which is stopped when the
+    last process using it exits (the data directory stays, so the next run starts warm)."""
     import pgserver
 
     pgdata = (Path(data_dir) / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
     server.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE);')
     server.psql(f'CREATE DATABASE "{database}";')
     return socket_url(pgdata, database)

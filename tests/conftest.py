@@ -6,6 +6,7 @@ Each test starts from empty tables (DELETE, children first: much faster than TRU
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -19,7 +20,10 @@ from storage.db import Database, normalise_url
 from storage.embedded import drop_and_create, drop_database
 from storage.tables import metadata
 
-TEST_PG_DIR = Path(tempfile.gettempdir()) / f"flowpilot-test-pg-{os.getuid()}"
+# One embedded server per checkout (two checkouts testing at once never share a server or data directory);
+# the data directory is kept between runs (a warm start), the server is stopped when the run ends.
+_CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parents[1]).encode()).hexdigest()[:10]
+TEST_PG_DIR = Path(tempfile.gettempdir()) / f"flowpilot-test-pg-{os.getuid()}-{_CHECKOUT}"
 
 
 def _guard(url: str) -> str:

@@ -1,7 +1,6 @@
 """The Slack manifest and the Teams app package that operators upload must be accepted by the platforms.
 
-The Teams manifest is checked against the official 1.29 JSON schema kept in the shared folder next to the
-repository; the Slack manifest against the facts of what the bot registers (one command, fixed scopes
+The Teams manifest is checked against the official 1.29 JSON schema, vendored under tests/data/schemas; the Slack manifest against the facts of what the bot registers (one command, fixed scopes
 and events, every URL on the operator's base URL).
 """
 
@@ -31,7 +30,7 @@ from manifest.build import (
     render_slack_manifest,
 )
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "data" / "schemas"  # vendored: see tests/data/schemas/NOTICE.md
 TEAMS_SCHEMA = SCHEMA_DIR / "teams-manifest-1.29.schema.json"
 
 APP_ID = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
@@ -61,8 +60,8 @@ SCOPE_FOR_EVENT = {
 def teams_validator() -> jsonschema.protocols.Validator:
     if not TEAMS_SCHEMA.is_file():
         pytest.fail(
-            f"Teams manifest schema not found at {TEAMS_SCHEMA}. The manifest tests need the shared "
-            f"schemas folder next to the repository (../shared/schemas/teams-manifest-1.29.schema.json).",
+            f"Teams manifest schema not found at {TEAMS_SCHEMA}: it is vendored in the repository "
+            f"(tests/data/schemas/); restore it from git.",
             pytrace=False,
         )
     schema = json.loads(TEAMS_SCHEMA.read_text(encoding="utf-8"))
