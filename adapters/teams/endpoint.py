@@ -64,7 +64,7 @@ def make_messages_handler(adapter: CloudAdapter, bot_turn_callable: BotTurn) -> 
         if request.content_type != "application/json":
             return _error(415, "Content-Type must be application/json")
         try:
-            payload = json.loads(await request.text())
+            payload = json.loads(await request.text(), parse_constant=_refuse_non_finite)
         except (ValueError, UnicodeDecodeError):
             return _error(400, "body is not valid JSON")
         activity, problem = _parse_activity(_storable(payload))
@@ -91,6 +91,11 @@ def make_messages_handler(adapter: CloudAdapter, bot_turn_callable: BotTurn) -> 
         return _invoke_http_response(invoke_response.status, invoke_response.body)
 
     return handle
+
+
+def _refuse_non_finite(name: str) -> Any:
+    """`NaN`/`Infinity` are not JSON (RFC 8259) and Postgres jsonb refuses them: a 400, not a 500 later."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _storable(value: Any) -> Any:
